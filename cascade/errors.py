@@ -92,7 +92,7 @@ class ServerError(TransientError):
     pass
 
 
-class TimeoutError_(TransientError):  # noqa: N801 - avoid shadowing the builtin
+class TimeoutError_(TransientError):  # noqa: N801 - the trailing _ keeps it apart from the builtin
     pass
 
 

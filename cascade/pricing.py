@@ -51,7 +51,9 @@ class PriceTable(Mapping[str, ModelPrice]):
         except OSError as exc:
             raise ConfigError(f"cannot read price file {str(path)!r}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"price file {str(path)!r} is not JSON: {exc.msg} at line {exc.lineno}") from None
+            raise ConfigError(
+                f"price file {str(path)!r} is not JSON: {exc.msg} at line {exc.lineno}"
+            ) from None
         return cls(_parse(raw, str(path)))
 
     def merged(self, other: Mapping[str, ModelPrice]) -> PriceTable:
@@ -91,7 +93,9 @@ def _parse(raw: object, source: str) -> dict[str, ModelPrice]:
             raise ConfigError(f"{source}: model {model!r} needs numeric 'input' and 'output' prices")
         try:
             window = entry.get("context_window")
-            out[model] = ModelPrice(float(entry["input"]), float(entry["output"]), int(window) if window else None)
+            out[model] = ModelPrice(
+                float(entry["input"]), float(entry["output"]), int(window) if window else None
+            )
         except (TypeError, ValueError):
             raise ConfigError(f"{source}: model {model!r} has a non-numeric price") from None
     return out

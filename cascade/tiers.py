@@ -9,7 +9,7 @@ from typing import Any
 from cascade.errors import ConfigError
 from cascade.pricing import ModelPrice, PriceTable, cost_usd
 
-__all__ = ["Tier", "tier", "order_by_cost"]
+__all__ = ["Tier", "order_by_cost", "tier"]
 
 #: Output tokens assumed for ordering and budget checks when a tier sets no max_tokens.
 DEFAULT_MAX_TOKENS = 1024

@@ -136,7 +136,7 @@ class CheckResult:
         return "\n".join(v.feedback for v in self.verdicts if not v.passed and v.feedback)
 
 
-class AttemptKind(str, enum.Enum):
+class AttemptKind(enum.StrEnum):
     FIRST = "first"
     REASK = "reask"
     RETRY = "retry"
@@ -144,7 +144,7 @@ class AttemptKind(str, enum.Enum):
     SKIP = "skip"
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     ERROR = "error"

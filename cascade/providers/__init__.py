@@ -14,7 +14,7 @@ from cascade.errors import ConfigError
 from cascade.protocols import Provider
 from cascade.tiers import Tier
 
-__all__ = ["ProviderFactory", "register_provider", "create_provider", "registered_providers"]
+__all__ = ["ProviderFactory", "create_provider", "register_provider", "registered_providers"]
 
 ProviderFactory = Callable[[Tier], Provider]
 

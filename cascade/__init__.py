@@ -1,0 +1,52 @@
+"""cascade: contract-checked LLM cascades that try the cheapest tier first.
+
+>>> from cascade import Cascade, JsonContract, tier
+"""
+
+from cascade.contracts import JsonContract
+from cascade.engine import Cascade, CascadeResult
+from cascade.errors import (
+    BudgetExceeded,
+    CascadeError,
+    CascadeFailed,
+    ConfigError,
+    DeadlineExceeded,
+    MissingKeyError,
+    PromptTooLargeError,
+    ProviderError,
+    SchemaError,
+    UnknownModelError,
+)
+from cascade.pricing import PriceTable
+from cascade.providers import register_provider
+from cascade.tiers import Tier, tier
+from cascade.types import Attempt, AttemptKind, Completion, Message, Outcome, Usage, Verdict
+
+__all__ = [
+    "Attempt",
+    "AttemptKind",
+    "BudgetExceeded",
+    "Cascade",
+    "CascadeError",
+    "CascadeFailed",
+    "CascadeResult",
+    "Completion",
+    "ConfigError",
+    "DeadlineExceeded",
+    "JsonContract",
+    "Message",
+    "MissingKeyError",
+    "Outcome",
+    "PriceTable",
+    "PromptTooLargeError",
+    "ProviderError",
+    "SchemaError",
+    "Tier",
+    "UnknownModelError",
+    "Usage",
+    "Verdict",
+    "register_provider",
+    "tier",
+]
+
+__version__ = "0.1.0"
