@@ -16,7 +16,7 @@ from cascade.tiers import Tier
 from cascade.tokens import estimate_tokens
 from cascade.types import Completion, Request, ToolCall, Usage
 
-__all__ = ["Recording", "ReplayProvider", "ReplayStore"]
+__all__ = ["Recording", "ReplayProvider", "ReplayStore", "recorded_usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ class ReplayProvider:
         recording = self.store.get(tier.model, request.item_id)
         return Completion(
             text=recording.text,
-            usage=_usage(recording, request),
+            usage=recorded_usage(recording, request),
             model=tier.model,
             tool_calls=recording.tool_calls,
             finish_reason=recording.finish_reason,
@@ -79,7 +79,8 @@ class ReplayProvider:
         )
 
 
-def _usage(recording: Recording, request: Request) -> Usage:
+def recorded_usage(recording: Recording, request: Request) -> Usage:
+    """Recorded token counts, or an estimate flagged as such."""
     if recording.input_tokens is not None and recording.output_tokens is not None:
         return Usage(recording.input_tokens, recording.output_tokens, estimated=False)
     output_text = recording.text + "".join(c.name + c.arguments for c in recording.tool_calls)

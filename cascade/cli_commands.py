@@ -1,0 +1,128 @@
+"""The core ``cascade`` subcommands: ``bench``, ``prices`` and ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cascade.bench import SUITES, load_suite
+from cascade.errors import ConfigError
+
+__all__ = ["bench_common_arguments", "register"]
+
+
+def register(subparsers: Any) -> None:
+    _register_bench(subparsers)
+    _register_prices(subparsers)
+    _register_run(subparsers)
+
+
+def bench_common_arguments() -> argparse.ArgumentParser:
+    """Options every bench suite takes."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data", type=Path, default=None,
+                        help="dataset folder or file in this suite's format (default: $CASCADE_DATA_DIR/<suite dataset>)")  # fmt: skip
+    common.add_argument("--out", type=Path, default=Path("bench-out"),
+                        help="folder for the JSON and PNG outputs (default: bench-out)")  # fmt: skip
+    common.add_argument("--ledger", type=Path, default=None,
+                        help="also write every replayed attempt to this SQLite ledger")  # fmt: skip
+    common.add_argument("--limit", type=int, default=None, help="use only the first N items (quick look)")
+    return common
+
+
+def _register_bench(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="offline cascade-vs-single-model benches on recorded outputs (no API key)"
+    )
+    suites = parser.add_subparsers(dest="suite", metavar="SUITE", required=True)
+    common = bench_common_arguments()
+    for name, (_, description) in SUITES.items():
+        try:
+            suite = load_suite(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != SUITES[name][0]:
+                raise
+            continue  # a suite that is not built yet is simply not offered
+        sub = suites.add_parser(name, help=description, description=description, parents=[common])
+        suite.add_arguments(sub)
+        sub.set_defaults(handler=suite.run)
+
+
+def _register_prices(subparsers: Any) -> None:
+    parser = subparsers.add_parser("prices", help="list the price table ($ per 1M tokens)")
+    parser.add_argument(
+        "--file", type=Path, default=None, help="merge this JSON price file over the built-in table"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=_prices)
+
+
+def _prices(args: argparse.Namespace) -> int:
+    from cascade.pricing import PriceTable
+
+    table = PriceTable.builtin()
+    if args.file is not None:
+        table = table.merged(PriceTable.from_file(args.file))
+    rows = sorted(table.items(), key=lambda kv: (kv[1].input_per_mtok, kv[0]))
+    if args.json:
+        print(json.dumps({m: {"input_per_mtok": p.input_per_mtok, "output_per_mtok": p.output_per_mtok,
+                              "context_window": p.context_window} for m, p in rows}, indent=2))  # fmt: skip
+        return 0
+    print(f"{'model':<36} {'$/1M in':>9} {'$/1M out':>9} {'context':>9}")
+    for model, price in rows:
+        print(
+            f"{model:<36} {price.input_per_mtok:>9.3f} {price.output_per_mtok:>9.3f} {price.context_window:>9}"
+        )
+    return 0
+
+
+def _register_run(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run", help="send one prompt through a live cascade with a JSON-schema contract"
+    )
+    parser.add_argument("prompt", help="the prompt text, or - to read it from stdin")
+    parser.add_argument("--tier", action="append", required=True, metavar="MODEL[@PROVIDER]",
+                        help="a tier from the price table; repeat, cheapest is tried first")  # fmt: skip
+    parser.add_argument("--schema", type=Path, required=True, help="JSON schema file the answer must meet")
+    parser.add_argument("--base-url", default=None, help="OpenAI-compatible server for every tier")
+    parser.add_argument("--profile", default=None, help="structured-output profile of that server")
+    parser.add_argument("--budget", type=float, default=None, help="$ cap for this request")
+    parser.add_argument("--ledger", type=Path, default=None, help="SQLite ledger to record the attempts in")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cascade.contracts import JsonContract
+    from cascade.engine import Cascade
+    from cascade.tiers import tier
+
+    try:
+        schema = json.loads(args.schema.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read schema {str(args.schema)!r}: {exc}") from None
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    tiers = []
+    for spec in args.tier:
+        model, _, provider = spec.partition("@")
+        tiers.append(tier(model, provider=provider or "openai", base_url=args.base_url, profile=args.profile))
+    ledger = _open_ledger(args.ledger)
+    with Cascade(tiers, ledger=ledger, budget_usd=args.budget, best_effort=True) as engine:
+        result = engine.run(prompt, JsonContract(schema, name=args.schema.stem))
+    summary = {
+        "accepted": result.accepted, "tier": result.tier, "cost_usd": round(result.cost_usd, 6),
+        "attempts": len(result.attempts), "value": result.value if isinstance(result.value, dict | list) else result.text,
+        "feedback": [v.feedback for v in result.verdicts if not v.passed],
+    }  # fmt: skip
+    print(json.dumps(summary, indent=2, default=str))
+    return 0 if result.accepted else 1
+
+
+def _open_ledger(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from cascade.ledger import SQLiteLedger
+
+    return SQLiteLedger(path)
