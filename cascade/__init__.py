@@ -3,7 +3,8 @@
 >>> from cascade import Cascade, JsonContract, tier
 """
 
-from cascade.contracts import JsonContract
+from typing import TYPE_CHECKING, Any
+
 from cascade.engine import Cascade, CascadeResult
 from cascade.errors import (
     BudgetExceeded,
@@ -50,3 +51,16 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from cascade.contracts import JsonContract
+
+
+def __getattr__(name: str) -> Any:
+    # cascade.contracts builds on the validators package, which imports
+    # cascade.protocols: importing it lazily lets either package be imported first.
+    if name == "JsonContract":
+        from cascade.contracts import JsonContract
+
+        return JsonContract
+    raise AttributeError(f"module 'cascade' has no attribute {name!r}")
