@@ -28,6 +28,8 @@ __all__ = ["FunctionCall", "FunctionCallContract", "NoCallsFound", "api_safe_nam
 
 _FENCE = re.compile(r"```[a-zA-Z]*[ \t]*\n(.*?)```", re.DOTALL)
 _MAX_PROBLEMS = 3
+#: Markdown escapes chat models put in plain-text answers (``get\\_weather``).
+_MARKDOWN_ESCAPE = re.compile(r"\\([_*#])")
 
 
 class NoCallsFound(ValueError):
@@ -54,6 +56,9 @@ def parse_call_list(text: str) -> list[FunctionCall]:
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
+        unescaped = _MARKDOWN_ESCAPE.sub(r"\1", source)
+        if unescaped != source:
+            return parse_call_list(unescaped)
         raise NoCallsFound(
             f"the reply is not a Python-style list of calls (syntax error: {exc.msg})"
         ) from None
@@ -75,11 +80,20 @@ def _call_from_node(node: ast.expr) -> FunctionCall:
         if keyword.arg is None:
             raise NoCallsFound(f"{name}(...) uses **kwargs: name every argument")
         try:
-            arguments[keyword.arg] = ast.literal_eval(keyword.value)
+            arguments[keyword.arg] = _as_json(ast.literal_eval(keyword.value))
         except (ValueError, SyntaxError, TypeError):
             value = ast.unparse(keyword.value)[:60]
             raise NoCallsFound(f"{name}({keyword.arg}=...) is not a literal value: {value!r}") from None
     return FunctionCall(name, arguments)
+
+
+def _as_json(value: Any) -> Any:
+    """Python literals as their JSON counterparts (tuples and sets become arrays)."""
+    if isinstance(value, tuple | list | set | frozenset):
+        return [_as_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _as_json(v) for k, v in value.items()}
+    return value
 
 
 def _dotted_name(node: ast.expr) -> str:
