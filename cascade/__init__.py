@@ -12,12 +12,14 @@ from cascade.errors import (
     CascadeFailed,
     ConfigError,
     DeadlineExceeded,
+    LedgerError,
     MissingKeyError,
     PromptTooLargeError,
     ProviderError,
     SchemaError,
     UnknownModelError,
 )
+from cascade.ledger import InMemoryLedger, SQLiteLedger
 from cascade.pricing import PriceTable
 from cascade.providers import register_provider
 from cascade.tiers import Tier, tier
@@ -34,13 +36,16 @@ __all__ = [
     "Completion",
     "ConfigError",
     "DeadlineExceeded",
+    "InMemoryLedger",
     "JsonContract",
+    "LedgerError",
     "Message",
     "MissingKeyError",
     "Outcome",
     "PriceTable",
     "PromptTooLargeError",
     "ProviderError",
+    "SQLiteLedger",
     "SchemaError",
     "Tier",
     "UnknownModelError",

@@ -16,6 +16,7 @@ __all__ = ["bench_common_arguments", "register"]
 
 def register(subparsers: Any) -> None:
     _register_bench(subparsers)
+    _register_report(subparsers)
     _register_prices(subparsers)
     _register_run(subparsers)
 
@@ -49,6 +50,34 @@ def _register_bench(subparsers: Any) -> None:
         sub = suites.add_parser(name, help=description, description=description, parents=[common])
         suite.add_arguments(sub)
         sub.set_defaults(handler=suite.run)
+
+
+def _register_report(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "report", help="per contract and tier: pass rate, escalation, $ per accepted output, latency"
+    )
+    parser.add_argument("--ledger", type=Path, default=None,
+                        help="SQLite ledger (default: $CASCADE_LEDGER or ~/.cascade/ledger.sqlite)")  # fmt: skip
+    parser.add_argument("--since", type=float, default=None, metavar="HOURS",
+                        help="only attempts recorded in the last HOURS hours")  # fmt: skip
+    parser.add_argument("--prices", type=Path, default=None, help="JSON price file for counterfactual costs")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    import time
+
+    from cascade.pricing import PriceTable
+    from cascade.reports import format_table, load_report, to_json
+
+    table = PriceTable.builtin()
+    if args.prices is not None:
+        table = table.merged(PriceTable.from_file(args.prices))
+    since = time.time() - args.since * 3600 if args.since is not None else None
+    report = load_report(args.ledger, since=since, price_table=table)
+    print(json.dumps(to_json(report), indent=2) if args.json else format_table(report))
+    return 0
 
 
 def _register_prices(subparsers: Any) -> None:

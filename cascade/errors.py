@@ -20,6 +20,7 @@ provider (``_translate`` in each provider module)::
     │       ├── BadRequestError     400/404/422, unknown model on the server
     │       └── MalformedResponse   the server answered something we cannot read
     ├── ReplayMissError             a replay provider has no recording for the item
+    ├── LedgerError                 the ledger file cannot be opened, migrated, read or written
     ├── PromptTooLargeError         no tier's context window holds the prompt
     └── CascadeFailed               every tier tried, none accepted; .attempts
         ├── BudgetExceeded          the next call could cross the $ cap
@@ -148,3 +149,7 @@ class BudgetExceeded(CascadeFailed):
 
 class DeadlineExceeded(CascadeFailed):
     pass
+
+
+class LedgerError(CascadeError):
+    """The ledger file cannot be opened, migrated, read or written."""

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from cascade import settings
-from cascade.errors import CascadeError
+from cascade.errors import LedgerError
 from cascade.types import Attempt, AttemptKind, Outcome, Verdict
 
 __all__ = [
@@ -105,10 +105,6 @@ _INSERT = (
     f"INSERT INTO attempts ({', '.join(_COLUMNS)}, recorded_at) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)"
 )
 _INSERT_VERDICT = "INSERT INTO verdicts (attempt_id, position, validator, passed, score, feedback) VALUES (?, ?, ?, ?, ?, ?)"
-
-
-class LedgerError(CascadeError):
-    """The ledger file cannot be opened, migrated, read or written."""
 
 
 class AttemptSource(Protocol):

@@ -227,7 +227,7 @@ def tiers_for(models: Sequence[str], prices: PriceTable) -> list[Tier]:
         try:
             price = prices.lookup(model)
         except UnknownModelError:
-            raise UnknownModelError(
+            raise ConfigError(
                 f"no price for model {model!r}: add it to a JSON price file and pass --prices FILE"
             ) from None
         tiers.append(Tier(model, "replay", model, price.input_per_mtok, price.output_per_mtok,
