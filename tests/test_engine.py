@@ -1,0 +1,252 @@
+"""The escalation loop end to end through Cascade, with a scripted provider (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import pydantic
+import pytest
+
+from cascade import (
+    BudgetExceeded,
+    Cascade,
+    CascadeFailed,
+    ConfigError,
+    DeadlineExceeded,
+    InMemoryLedger,
+    JsonContract,
+    PromptTooLargeError,
+    Tier,
+)
+from cascade.errors import AuthError, RateLimitError, ServerError
+from cascade.providers.scripted import ScriptedProvider
+from cascade.types import AttemptKind, Completion, Outcome, Request, Usage
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
+GOOD = '{"name": "Ada", "age": 36}'
+BAD = '{"name": "Ada"}'
+
+
+def _tier(name: str, price: float, **settings: Any) -> Tier:
+    return Tier(name, "scripted", f"model-{name}", price, price * 2, **settings)
+
+
+def _engine(
+    script: dict[str, list[Any]], *tiers: Tier, **options: Any
+) -> tuple[Cascade, ScriptedProvider, InMemoryLedger]:
+    provider = ScriptedProvider(script)
+    ledger = InMemoryLedger()
+    tier_list = tiers or (_tier("small", 0.1), _tier("large", 10.0))
+    engine = Cascade(tier_list, providers={"scripted": provider}, ledger=ledger, seed=1, **options)
+    return engine, provider, ledger
+
+
+def test_first_pass_is_accepted_and_recorded() -> None:
+    engine, provider, ledger = _engine({"small": [GOOD]})
+    result = engine.run("Extract: Ada, 36", JsonContract(SCHEMA, name="person"))
+    assert result.accepted and result.tier == "small" and result.value == {"name": "Ada", "age": 36}
+    assert [(a.tier, a.kind, a.outcome) for a in ledger.attempts()] == [
+        ("small", AttemptKind.FIRST, Outcome.ACCEPTED)
+    ]
+    attempt = ledger.attempts()[0]
+    assert attempt.contract == "person" and attempt.tokens_estimated
+    assert attempt.cost_usd == pytest.approx(result.cost_usd) and result.cost_usd > 0
+    assert all(v.passed for v in attempt.verdicts)
+    assert result.escalations == 0
+
+
+def test_pydantic_contract_returns_the_model_instance() -> None:
+    class Person(pydantic.BaseModel):
+        name: str
+        age: int
+
+    engine, _, _ = _engine({"small": [f"Sure:\n```json\n{GOOD}\n```"]})
+    result = engine.run("Extract: Ada, 36", JsonContract(Person))
+    assert isinstance(result.value, Person) and result.value.age == 36
+
+
+def test_reask_sends_feedback_then_accepts() -> None:
+    small = _tier("small", 0.1, reasks=1)
+    engine, provider, ledger = _engine({"small": [BAD, GOOD]}, small, _tier("large", 10.0))
+    result = engine.run("Extract: Ada, 36", JsonContract(SCHEMA))
+    assert result.accepted and result.tier == "small"
+    assert [a.kind for a in ledger.attempts()] == [AttemptKind.FIRST, AttemptKind.REASK]
+    reask_request = provider.requests[1][1]
+    assert reask_request.messages[-2].content == BAD  # the model sees its own answer...
+    assert "'age' is a required property" in reask_request.messages[-1].content  # ...and why it failed
+
+
+def test_escalates_with_a_summary_of_what_failed() -> None:
+    engine, provider, ledger = _engine({"small": ["no idea"], "large": [GOOD]})
+    result = engine.run("Extract: Ada, 36", JsonContract(SCHEMA))
+    assert result.accepted and result.tier == "large" and result.escalations == 1
+    assert [(a.tier, a.outcome) for a in ledger.attempts()] == [
+        ("small", Outcome.REJECTED),
+        ("large", Outcome.ACCEPTED),
+    ]
+    escalated = provider.requests[1][1].messages[-1].content
+    assert (
+        escalated.startswith("Extract: Ada, 36") and "previous attempt" in escalated and "JSON" in escalated
+    )
+
+
+def test_all_tiers_fail_raises_with_every_attempt() -> None:
+    engine, _, ledger = _engine({"small": [BAD], "large": ["nothing"]})
+    with pytest.raises(CascadeFailed) as failure:
+        engine.run("Extract", JsonContract(SCHEMA))
+    assert len(failure.value.attempts) == 2 == len(ledger.attempts())
+    assert "small" in str(failure.value) and "large" in str(failure.value)
+
+
+def test_best_effort_returns_the_best_scoring_attempt_unaccepted() -> None:
+    engine, _, _ = _engine({"small": [BAD], "large": ["nothing"]}, best_effort=True)
+    result = engine.run("Extract", JsonContract(SCHEMA))
+    assert not result.accepted
+    assert result.tier == "small"  # parsed JSON that missed a field beats no JSON at all
+    assert result.text == BAD
+
+
+def test_tiers_are_ordered_by_cost_unless_told_otherwise() -> None:
+    cheap, dear = _tier("cheap", 0.1), _tier("dear", 5.0)
+    providers = {"scripted": ScriptedProvider({})}
+    assert [t.name for t in Cascade([dear, cheap], providers=providers).tiers] == ["cheap", "dear"]
+    given = Cascade([dear, cheap], providers=providers, order="given")
+    assert [t.name for t in given.tiers] == ["dear", "cheap"]
+
+
+def test_budget_skips_a_tier_whose_worst_case_could_cross_the_cap() -> None:
+    small, large = _tier("small", 0.1, max_tokens=100), _tier("large", 1000.0, max_tokens=100)
+    engine, provider, ledger = _engine({"small": [BAD], "large": [GOOD]}, small, large, budget_usd=0.01)
+    with pytest.raises(CascadeFailed) as failure:
+        engine.run("Extract", JsonContract(SCHEMA))
+    assert [t for t, _ in provider.requests] == ["small"]  # large was never called
+    skip = ledger.attempts()[-1]
+    assert (skip.tier, skip.kind, skip.outcome) == ("large", AttemptKind.SKIP, Outcome.SKIPPED)
+    assert "budget" in (skip.error or "")
+    assert sum(a.cost_usd for a in failure.value.attempts) <= 0.01
+
+
+def test_budget_too_small_for_any_call_is_a_budget_error() -> None:
+    engine, provider, _ = _engine({}, _tier("small", 100.0), budget_usd=1e-9)
+    with pytest.raises(BudgetExceeded, match="budget"):
+        engine.run("Extract", JsonContract(SCHEMA))
+    assert provider.requests == []
+
+
+def test_context_window_skip_is_recorded_and_the_next_tier_serves() -> None:
+    tiny = _tier("tiny", 0.1, context_window=1100)  # 1024 output tokens leave ~76 for the prompt
+    engine, provider, ledger = _engine({"large": [GOOD]}, tiny, _tier("large", 10.0))
+    result = engine.run("x" * 2000, JsonContract(SCHEMA))
+    assert result.tier == "large"
+    assert ledger.attempts()[0].outcome is Outcome.SKIPPED and "context" in (ledger.attempts()[0].error or "")
+
+
+def test_prompt_too_big_for_every_tier_names_the_windows() -> None:
+    engine, _, _ = _engine({}, _tier("a", 0.1, context_window=2000), _tier("b", 1.0, context_window=3000))
+    with pytest.raises(PromptTooLargeError) as error:
+        engine.run("word " * 20_000, JsonContract(SCHEMA))
+    assert "a" in str(error.value) and "3000" in str(error.value)
+
+
+def test_rate_limit_is_retried_honouring_retry_after() -> None:
+    limited = RateLimitError("slow down", provider="scripted", tier="small", status=429, retry_after=0.0)
+    engine, _, ledger = _engine({"small": [limited, GOOD]})
+    result = engine.run("Extract", JsonContract(SCHEMA))
+    assert result.accepted and result.tier == "small"
+    assert [(a.kind, a.outcome) for a in ledger.attempts()] == [
+        (AttemptKind.FIRST, Outcome.ERROR),
+        (AttemptKind.RETRY, Outcome.ACCEPTED),
+    ]
+    assert ledger.attempts()[0].extra["error_type"] == "RateLimitError"
+
+
+def test_transient_errors_are_bounded_then_escalate() -> None:
+    def boom() -> ServerError:
+        return ServerError("502", provider="scripted", tier="small", status=502)
+
+    engine, _, ledger = _engine({"small": [boom(), boom()], "large": [GOOD]}, max_retries=1)
+    engine.config = dataclasses.replace(engine.config, backoff_base_s=0.001, backoff_max_s=0.002)
+    result = engine.run("Extract", JsonContract(SCHEMA))
+    assert result.tier == "large"
+    assert [a.outcome for a in ledger.attempts()] == [Outcome.ERROR, Outcome.ERROR, Outcome.ACCEPTED]
+
+
+def test_permanent_errors_fail_over_or_raise_per_policy() -> None:
+    def denied() -> AuthError:
+        return AuthError("bad key", provider="scripted", tier="small", status=401)
+
+    engine, _, ledger = _engine({"small": [denied()], "large": [GOOD]})
+    assert engine.run("Extract", JsonContract(SCHEMA)).tier == "large"
+    assert len(ledger.attempts()) == 2  # no retry of a permanent error
+
+    strict, _, _ = _engine({"small": [denied()], "large": [GOOD]}, on_permanent="raise")
+    with pytest.raises(AuthError):
+        strict.run("Extract", JsonContract(SCHEMA))
+
+
+class _SlowProvider:
+    def __call__(self, tier: Tier) -> _SlowProvider:
+        return self
+
+    async def complete(self, tier: Tier, request: Request, *, timeout: float | None = None) -> Completion:
+        await asyncio.sleep(30)
+        return Completion(GOOD, Usage(1, 1), tier.model)
+
+
+def test_deadline_bounds_the_whole_cascade() -> None:
+    tiers = [Tier("slow", "slow", "m", 0.1, 0.1)]
+    engine = Cascade(tiers, providers={"slow": _SlowProvider()}, deadline_s=0.2, max_retries=3)
+    with pytest.raises(DeadlineExceeded) as error:
+        engine.run("Extract", JsonContract(SCHEMA))
+    assert error.value.attempts and error.value.attempts[0].extra["error_type"] == "TimeoutError_"
+
+
+def test_unknown_provider_and_bad_tiers_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown provider 'nope'"):
+        Cascade([Tier("t", "nope", "m", 0.1, 0.1)])
+    with pytest.raises(ConfigError, match="unique"):
+        Cascade([_tier("a", 1.0), _tier("a", 2.0)])
+    with pytest.raises(ConfigError):
+        Cascade([])
+
+
+async def test_amap_keeps_order_and_returns_errors_in_place() -> None:
+    engine, _, _ = _engine({"small": [GOOD, "x", GOOD], "large": ["x"]})
+    contract = JsonContract(SCHEMA)
+    results = await engine.amap([("a", contract), ("b", contract), ("c", contract)], concurrency=1)
+    assert [getattr(r, "accepted", None) for r in results] == [True, None, True]
+    assert isinstance(results[1], CascadeFailed)
+
+
+def test_store_text_is_opt_in() -> None:
+    engine, _, ledger = _engine({"small": [GOOD]})
+    engine.run("secret prompt", JsonContract(SCHEMA))
+    assert ledger.attempts()[0].prompt is None and ledger.attempts()[0].response is None
+    keeping, _, kept = _engine({"small": [GOOD]}, store_text=True)
+    keeping.run("secret prompt", JsonContract(SCHEMA))
+    assert kept.attempts()[0].prompt == "secret prompt" and kept.attempts()[0].response == GOOD
+
+
+def test_sync_and_async_surfaces_match() -> None:
+    import inspect
+
+    for sync_name, async_name in [("run", "arun"), ("map", "amap")]:
+        sync_params = list(inspect.signature(getattr(Cascade, sync_name)).parameters)
+        async_params = list(inspect.signature(getattr(Cascade, async_name)).parameters)
+        assert sync_params[:3] == async_params[:3]
+    arun = inspect.signature(Cascade.arun).parameters
+    assert {"item_id", "tiers", "budget_usd", "deadline_s", "best_effort"} <= set(arun)
+
+
+def test_missing_key_names_the_variable_and_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade import MissingKeyError, tier
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(MissingKeyError, match="OPENAI_API_KEY"):
+        Cascade([tier("gpt-4o-mini")]).run("Extract", JsonContract(SCHEMA))
