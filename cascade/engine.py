@@ -32,7 +32,7 @@ from cascade.policy import (
     worst_case_cost,
 )
 from cascade.protocols import AttemptSink, CheckContext, Contract, Provider
-from cascade.providers import create_provider
+from cascade.providers import create_provider, registered_providers
 from cascade.tiers import Tier, order_by_cost
 from cascade.types import Attempt, AttemptKind, CheckResult, Completion, Message, Outcome, Request, Verdict
 
@@ -101,6 +101,11 @@ class Cascade:
             on_permanent=on_permanent, best_effort=best_effort,
         )  # fmt: skip
         self._provider_overrides = dict(providers or {})
+        known = {*registered_providers(), *self._provider_overrides}
+        for unknown in [t for t in self.tiers if t.provider not in known]:
+            raise ConfigError(
+                f"tier {unknown.name!r} names unknown provider {unknown.provider!r}; known: {', '.join(sorted(known))}"
+            )
         self._providers: dict[str, Provider] = {}
         self._rng = random.Random(seed)
         self._loop = _LoopThread()
@@ -217,6 +222,8 @@ class Cascade:
             provider = self._provider(tier)
             call = provider.complete(tier, request, timeout=timeout)
             completion = await (asyncio.wait_for(call, timeout) if timeout is not None else call)
+        except ConfigError:
+            raise  # a missing key or unknown model is the caller's to fix, not a reason to fail over
         except CascadeError as exc:
             return CallResult(None, exc, time.perf_counter() - t0, started_at)
         except TimeoutError:

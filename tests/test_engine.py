@@ -48,7 +48,7 @@ def _engine(
 
 
 def test_first_pass_is_accepted_and_recorded() -> None:
-    engine, provider, ledger = _engine({"small": [GOOD]})
+    engine, _provider, ledger = _engine({"small": [GOOD]})
     result = engine.run("Extract: Ada, 36", JsonContract(SCHEMA, name="person"))
     assert result.accepted and result.tier == "small" and result.value == {"name": "Ada", "age": 36}
     assert [(a.tier, a.kind, a.outcome) for a in ledger.attempts()] == [
@@ -141,7 +141,7 @@ def test_budget_too_small_for_any_call_is_a_budget_error() -> None:
 
 def test_context_window_skip_is_recorded_and_the_next_tier_serves() -> None:
     tiny = _tier("tiny", 0.1, context_window=1100)  # 1024 output tokens leave ~76 for the prompt
-    engine, provider, ledger = _engine({"large": [GOOD]}, tiny, _tier("large", 10.0))
+    engine, _provider, ledger = _engine({"large": [GOOD]}, tiny, _tier("large", 10.0))
     result = engine.run("x" * 2000, JsonContract(SCHEMA))
     assert result.tier == "large"
     assert ledger.attempts()[0].outcome is Outcome.SKIPPED and "context" in (ledger.attempts()[0].error or "")
