@@ -35,6 +35,30 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cascade.types import Attempt
 
+__all__ = [
+    "AuthError",
+    "BadRequestError",
+    "BudgetExceeded",
+    "CascadeError",
+    "CascadeFailed",
+    "ConfigError",
+    "ConnectionFailed",
+    "DeadlineExceeded",
+    "LedgerError",
+    "MalformedResponse",
+    "MissingKeyError",
+    "PermanentError",
+    "PromptTooLargeError",
+    "ProviderError",
+    "RateLimitError",
+    "ReplayMissError",
+    "SchemaError",
+    "ServerError",
+    "TimeoutError_",
+    "TransientError",
+    "UnknownModelError",
+]
+
 
 class CascadeError(Exception):
     """Base of every error cascade raises on purpose."""

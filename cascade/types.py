@@ -15,6 +15,23 @@ from typing import Any, Literal
 Role = Literal["system", "user", "assistant"]
 JSONSchema = Mapping[str, Any]
 
+__all__ = [
+    "Attempt",
+    "AttemptKind",
+    "Candidate",
+    "CheckResult",
+    "Completion",
+    "JSONSchema",
+    "Message",
+    "Outcome",
+    "Request",
+    "Role",
+    "ToolCall",
+    "ToolSpec",
+    "Usage",
+    "Verdict",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
