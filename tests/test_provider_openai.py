@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from cascade import Cascade, JsonContract, Tier
 from cascade.errors import (
     AuthError,
     BadRequestError,
+    CascadeFailed,
     ConfigError,
     ConnectionFailed,
     MalformedResponse,
@@ -26,6 +29,7 @@ from cascade.errors import (
     TimeoutError_,
 )
 from cascade.providers import create_provider
+from cascade.providers._sdk import body_detail, retry_after
 from cascade.providers.openai import PLACEHOLDER_KEY, OpenAIProvider
 from cascade.types import AttemptKind, Message, Outcome, Request, ToolSpec
 
@@ -339,16 +343,14 @@ async def test_the_named_key_is_sent_and_never_logged_or_shown(
     secret = "gsk-very-secret-0123456789"
     monkeypatch.setenv("MY_SERVER_KEY", secret)
     tier = local_tier(server, api_key_env="MY_SERVER_KEY")
-    server.queue(chat_reply("ok"), error_reply(401, f"Incorrect API key provided: {secret}"))
-    provider = OpenAIProvider(tier)
-    with capture_logs() as logs:
-        await provider.complete(tier, ask())
-        with pytest.raises(AuthError) as caught:
-            await provider.complete(tier, ask())
-    assert server.requests[0].header("Authorization") == f"Bearer {secret}"
-    assert secret not in str(caught.value) and "***" in str(caught.value)
-    assert logs and secret not in repr(logs)
-    assert any(entry["event"] == "provider_error" for entry in logs)
+    server.queue(error_reply(401, f"Incorrect API key provided: {secret}"))
+    with capture_logs() as logs, pytest.raises(CascadeFailed) as failed:
+        await Cascade([tier]).arun("hello", JsonContract(SCHEMA))
+    assert server.last().header("Authorization") == f"Bearer {secret}"
+    error = failed.value.attempts[0].error or ""
+    assert "refused the API key" in error and "***" in error and secret not in error
+    assert secret not in str(failed.value)
+    assert any(entry["event"] == "provider_error" for entry in logs) and secret not in repr(logs)
 
 
 # -- the provider object -----------------------------------------------------------------------
@@ -405,3 +407,49 @@ async def test_a_rate_limit_is_retried_on_the_same_tier(server: WireServer) -> N
         (AttemptKind.FIRST, Outcome.ERROR), (AttemptKind.RETRY, Outcome.ACCEPTED)]  # fmt: skip
     assert result.attempts[0].extra["error_type"] == "RateLimitError"
     assert len(server.requests) == 2
+
+
+# -- shared plumbing ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": "12"}, 12.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"retry-after-ms": "250", "Retry-After": "9"}, 0.25),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # a date in the past: no wait
+        ({"Retry-After": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_reads_seconds_milliseconds_and_dates(
+    headers: dict[str, str], seconds: float | None
+) -> None:
+    assert retry_after(headers) == seconds
+
+
+def test_retry_after_reads_a_future_date_as_a_positive_wait() -> None:
+    future = email.utils.format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+    wait = retry_after({"Retry-After": future})
+    assert wait is not None and 3000 < wait <= 3600
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"error": {"message": "bad model", "type": "x"}}, "bad model"),
+        ({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, "Overloaded"),
+        ({"detail": [{"loc": ["body", "messages"], "msg": "field required"}]}, "field required"),
+        ({"error": "plain string"}, "plain string"),
+        ("  text\n body ", "text body"),
+        (None, ""),
+    ],
+)
+def test_error_bodies_are_explained_in_a_line(body: object, detail: str) -> None:
+    assert detail in body_detail(body)
+    assert "\n" not in body_detail(body)
+
+
+def test_a_long_error_body_is_cut_short() -> None:
+    assert len(body_detail("x" * 5000)) <= 300

@@ -14,7 +14,8 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from types import ModuleType
+from typing import Any, Generic, Protocol, TypeVar
 
 from cascade.errors import (
     AuthError,
@@ -41,11 +42,27 @@ __all__ = [
     "translate",
 ]
 
-T = TypeVar("T")
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
 
 #: Tier options the provider itself reads; every other option goes into the request body as-is.
 _RESERVED_OPTIONS = frozenset({"stream", "timeout"})
 _DETAIL_LIMIT = 300
+#: Error types a server may send as an event inside a 200 stream (Anthropic's names), as statuses.
+_IN_STREAM_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +146,11 @@ class SdkErrors:
     #: The call timed out (a subclass of ``connection`` in both SDKs, so tested first).
     timeout: type[Exception]
 
+    @classmethod
+    def of(cls, sdk: ModuleType, base: type[Exception]) -> SdkErrors:
+        """The classes of an SDK module that names them as OpenAI's and Anthropic's do."""
+        return cls(base, sdk.APIStatusError, sdk.APIConnectionError, sdk.APITimeoutError)
+
     @property
     def caught(self) -> tuple[type[Exception], ...]:
         # ValueError: the SDKs let a JSON decode error of a 200 body through untranslated.
@@ -142,8 +164,11 @@ def translate(
     where: dict[str, Any] = {"provider": provider, "tier": tier.name}
     if isinstance(exc, errors.status):
         status: int = getattr(exc, "status_code", 0)
+        body = getattr(exc, "body", None)
+        if status < 400:  # an error event inside a 200 stream: its type says what went wrong
+            status = _IN_STREAM_STATUS.get(_error_type(body), 502)
         headers: Mapping[str, str] = getattr(getattr(exc, "response", None), "headers", {})
-        return error_for_status(status, getattr(exc, "body", None), headers, provider=provider, tier=tier,
+        return error_for_status(status, body, headers, provider=provider, tier=tier,
                                 secret=secret)  # fmt: skip
     target = tier.base_url or f"the {provider} API"
     if isinstance(exc, errors.timeout):
@@ -154,6 +179,13 @@ def translate(
     return MalformedResponse(
         redact(f"the server's answer could not be read: {type(exc).__name__}: {exc}", secret), **where
     )
+
+
+def _error_type(body: object) -> str:
+    while isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+        body = body["error"]
+    kind = body.get("type") if isinstance(body, Mapping) else None
+    return kind if isinstance(kind, str) else ""
 
 
 def error_for_status(
@@ -179,7 +211,7 @@ def error_for_status(
     return BadRequestError(f"the server rejected the request: {detail}", **where)
 
 
-class PerLoop(Generic[T]):
+class PerLoop(Generic[C]):
     """One SDK client per event loop: an HTTP pool must not outlive the loop it was made on.
 
     The engine's sync facade keeps one loop for its life, so in practice a
@@ -187,17 +219,23 @@ class PerLoop(Generic[T]):
     gets a fresh client per loop instead of a pool bound to a closed loop.
     """
 
-    def __init__(self, factory: Callable[[], T]) -> None:
+    def __init__(self, factory: Callable[[], C]) -> None:
         self._factory = factory
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._value: T | None = None
+        self._value: C | None = None
 
-    def get(self) -> T:
+    def get(self) -> C:
         loop = asyncio.get_running_loop()
         if self._value is None or self._loop is not loop:
             self._value = self._factory()
             self._loop = loop
         return self._value
 
-    def current(self) -> T | None:
+    def current(self) -> C | None:
         return self._value
+
+    async def aclose(self) -> None:
+        """Close the current client's HTTP pool (call it on the loop that uses the client)."""
+        if self._value is not None:
+            await self._value.close()
+            self._value = self._loop = None

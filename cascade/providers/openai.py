@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-import structlog
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -27,19 +26,12 @@ from cascade.types import Completion, Request, ToolCall, Usage
 
 __all__ = ["OpenAIProvider"]
 
-log = structlog.get_logger("cascade")
-
 NAME = "openai"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 #: Sent to servers that need no key: the SDK refuses to build a client without one.
 PLACEHOLDER_KEY = "not-needed"
 
-_ERRORS = SdkErrors(
-    base=openai.OpenAIError,
-    status=openai.APIStatusError,
-    connection=openai.APIConnectionError,
-    timeout=openai.APITimeoutError,
-)
+_ERRORS = SdkErrors.of(openai, openai.OpenAIError)
 
 
 class OpenAIProvider:
@@ -77,7 +69,6 @@ class OpenAIProvider:
         if options.stream and not profile.streaming:
             raise ConfigError(f"tier {tier.name!r}: profile {profile.name!r} does not stream")
         client = self._clients.get()
-        log.debug("provider_call", provider=NAME, tier=tier.name, model=tier.model, profile=profile.name)
         try:
             if options.stream:
                 parts = await _streamed(client, params, profile, tier)
@@ -88,19 +79,13 @@ class OpenAIProvider:
         return parts.completion(tier, shaped)
 
     async def aclose(self) -> None:
-        """Close the HTTP pool of the current client (the engine's loop thread may skip this)."""
-        client = self._clients.current()
-        if client is not None:
-            await client.close()
+        """Close the HTTP pool of the current client."""
+        await self._clients.aclose()
 
 
 def _translate(exc: Exception, tier: Tier, key: str | None) -> ProviderError:
     """The one place OpenAI SDK errors become cascade errors."""
-    error = translate(exc, _ERRORS, provider=NAME, tier=tier, secret=key)
-    log.debug(
-        "provider_error", provider=NAME, tier=tier.name, error=type(error).__name__, status=error.status
-    )
-    return error
+    return translate(exc, _ERRORS, provider=NAME, tier=tier, secret=key)
 
 
 def _api_key(tier: Tier) -> str | None:
