@@ -121,7 +121,13 @@ def _llamacpp_json_object(schema: JSONSchema, name: str) -> Structured:
 
 
 def _ollama_format(schema: JSONSchema, name: str) -> Structured:
-    return Structured(extra_body={"format": dict(schema)})
+    # Ollama's /v1 layer turns a json_schema response_format into its native ``format`` (0.5+);
+    # the body's own ``format`` serves builds and proxies that read the native field.
+    spec = {"name": name, "schema": dict(schema), "strict": False}
+    return Structured(
+        params={"response_format": {"type": "json_schema", "json_schema": spec}},
+        extra_body={"format": dict(schema)},
+    )
 
 
 def _json_mode(schema: JSONSchema, name: str) -> Structured:
@@ -231,7 +237,7 @@ for _profile in (
     ),
     Profile(
         "ollama", _ollama_format,
-        description="Ollama: the schema in the request body's format field",
+        description="Ollama: json_schema response_format (non-strict) and the schema in the body's format field",
     ),
     Profile(
         "json_object", _json_mode,
