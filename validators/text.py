@@ -50,11 +50,6 @@ GSM8K_ANSWER = ANSWER_PATTERNS[0].pattern
 _MAX_LISTED = 3
 
 
-def _listed(items: Sequence[str]) -> str:
-    more = f" (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
-    return "; ".join(items[:_MAX_LISTED]) + more
-
-
 def _number_text(value: Fraction) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
 
@@ -206,11 +201,14 @@ class _ArithmeticConsistent:
             if not holds:
                 value = statement.computed()
                 assert value is not None
-                wrong.append(f"{statement} is wrong: {statement.expression} = {_number_text(value)}")
+                wrong.append(f"{statement} (it is {_number_text(value)})")
         if not wrong:
             return Verdict(True, repr(self))
         score = 1.0 - len(wrong) / checked
-        return Verdict(False, repr(self), score, "arithmetic errors: " + _listed(wrong))
+        # the first line is what an escalation note quotes; keep it short, details follow
+        head = f"{len(wrong)} wrong calculation{'s' if len(wrong) > 1 else ''}: {wrong[0]}"
+        rest = "".join(f"\n{w}" for w in wrong[1:_MAX_LISTED])
+        return Verdict(False, repr(self), score, head + rest)
 
     def __repr__(self) -> str:
         kinds = [k for k, on in (("annotations", self.annotations), ("inline", self.inline)) if on]
@@ -452,7 +450,7 @@ class _UsesPromptNumbers:
         if share >= self.min_share:
             return Verdict(True, repr(self), share)
         shown = ", ".join(_number_text(n) for n in unused[:5])
-        return Verdict(False, repr(self), share, f"the reply never uses these given quantities: {shown}")
+        return Verdict(False, repr(self), share, f"unused given numbers: {shown}")
 
     def __repr__(self) -> str:
         return f"uses_prompt_numbers(min_share={self.min_share:g})"

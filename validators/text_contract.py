@@ -6,13 +6,13 @@ that is cut off or gets its arithmetic wrong never costs a judge call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
 from cascade.errors import ConfigError
 from cascade.protocols import CheckContext, Validator
-from cascade.types import Candidate, CheckResult, Completion, Message, Request
+from cascade.types import Candidate, CheckResult, Completion, Message, Request, Verdict
 from validators._core import run_all
 from validators.judge import JudgeContract
 
@@ -24,7 +24,9 @@ class TextContract:
 
     ``instructions`` are appended to the last user message (say what format the
     validators expect); ``extract`` turns an accepted reply into the result's
-    value (default: the text).
+    value (default: the text).  Replies from ``trusted_models`` are accepted
+    unchecked: list the top tier there when its answer is the last resort anyway,
+    so a format slip on the strongest model does not send back a weaker answer.
 
     >>> from validators.text import final_answer, not_truncated
     >>> TextContract([not_truncated(), final_answer()], name="math").name
@@ -39,6 +41,7 @@ class TextContract:
         name: str = "text",
         instructions: str | None = None,
         extract: Callable[[str], Any] | None = None,
+        trusted_models: Collection[str] = (),
     ) -> None:
         if not validators and judge is None:
             raise ConfigError("a TextContract needs at least one validator or a judge")
@@ -49,6 +52,7 @@ class TextContract:
         self.judge = judge
         self.instructions = instructions
         self.extract = extract
+        self.trusted_models = frozenset(trusted_models)
         self._name = name
 
     @property
@@ -67,7 +71,8 @@ class TextContract:
 
     async def check(self, completion: Completion, ctx: CheckContext) -> CheckResult:
         result = self.check_sync(completion, ctx.prompt)
-        if self.judge is None or (result.verdicts and not result.passed):
+        trusted = completion.model in self.trusted_models
+        if self.judge is None or trusted or (result.verdicts and not result.passed):
             return result
         verdict = await self.judge.judge(Candidate(ctx.prompt, completion), ctx)
         verdicts = (*result.verdicts, verdict)
@@ -75,6 +80,8 @@ class TextContract:
 
     def check_sync(self, completion: Completion, prompt: str = "") -> CheckResult:
         """The validators alone, without an engine (no judge): for tests and offline scoring."""
+        if completion.model in self.trusted_models:
+            return CheckResult((Verdict(True, f"trusted model {completion.model}"),), self._value(completion))
         verdicts = run_all(self.validators, Candidate(prompt, completion))
         passed = all(v.passed for v in verdicts)
         return CheckResult(verdicts, self._value(completion) if passed else None)
