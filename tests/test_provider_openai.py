@@ -454,3 +454,10 @@ def test_error_bodies_are_explained_in_a_line(body: object, detail: str) -> None
 
 def test_a_long_error_body_is_cut_short() -> None:
     assert len(body_detail("x" * 5000)) <= 300
+
+
+async def test_the_tighter_of_tier_timeout_and_engine_deadline_applies(server: WireServer) -> None:
+    tier = local_tier(server, options={"timeout": 0.2})
+    server.queue(Reply(body=chat_completion("late"), delay_s=5))
+    with pytest.raises(TimeoutError_):
+        await OpenAIProvider(tier).complete(tier, ask(), timeout=60)

@@ -80,6 +80,11 @@ class ProviderOptions:
         extra = {k: v for k, v in options.items() if k not in _RESERVED_OPTIONS}
         return cls(bool(options.get("stream", False)), float(timeout) if timeout else None, extra)
 
+    def call_timeout(self, deadline: float | None) -> float | None:
+        """The tighter of the tier's timeout and what is left of the engine's deadline."""
+        given = [t for t in (self.timeout, deadline) if t is not None]
+        return min(given) if given else None
+
 
 def read_key(provider: str, env_var: str, *, required: bool) -> str | None:
     """The key in ``env_var``; a missing required key raises :class:`MissingKeyError` naming it."""

@@ -55,8 +55,9 @@ class AnthropicProvider:
     async def complete(self, tier: Tier, request: Request, *, timeout: float | None = None) -> Completion:
         options = ProviderOptions.of(tier)
         params = _params(tier, request, options)
-        if timeout is not None:
-            params["timeout"] = timeout
+        call_timeout = options.call_timeout(timeout)
+        if call_timeout is not None:
+            params["timeout"] = call_timeout
         client = self._clients.get()
         try:
             if options.stream:

@@ -64,8 +64,9 @@ class OpenAIProvider:
         options = ProviderOptions.of(tier)
         shaped = profile.shape(request)
         params = _params(tier, request, profile, shaped, options)
-        if timeout is not None:
-            params["timeout"] = timeout
+        call_timeout = options.call_timeout(timeout)
+        if call_timeout is not None:
+            params["timeout"] = call_timeout
         if options.stream and not profile.streaming:
             raise ConfigError(f"tier {tier.name!r}: profile {profile.name!r} does not stream")
         client = self._clients.get()
