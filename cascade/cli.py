@@ -28,7 +28,7 @@ __all__ = ["build_parser", "main"]
 Handler = Callable[[argparse.Namespace], int]
 
 #: Modules whose ``register(subparsers)`` adds commands; optional ones may be absent.
-COMMAND_MODULES = ("cascade.cli_commands", "cascade.local.cli")
+COMMAND_MODULES = ("cascade.cli_commands", "cascade.cli_run", "cascade.local.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""The core ``cascade`` subcommands: ``bench``, ``prices`` and ``run``."""
+"""The core ``cascade`` subcommands: ``bench``, ``report`` and ``prices``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from cascade.bench import SUITES, load_suite
-from cascade.errors import ConfigError
 
 __all__ = ["bench_common_arguments", "register"]
 
@@ -18,7 +17,6 @@ def register(subparsers: Any) -> None:
     _register_bench(subparsers)
     _register_report(subparsers)
     _register_prices(subparsers)
-    _register_run(subparsers)
 
 
 def bench_common_arguments() -> argparse.ArgumentParser:
@@ -76,8 +74,29 @@ def _report(args: argparse.Namespace) -> int:
         table = table.merged(PriceTable.from_file(args.prices))
     since = time.time() - args.since * 3600 if args.since is not None else None
     report = load_report(args.ledger, since=since, price_table=table)
-    print(json.dumps(to_json(report), indent=2) if args.json else format_table(report))
+    if args.json:
+        print(json.dumps(to_json(report), indent=2))
+    elif sys.stdout.isatty():
+        _print_rich(report)
+    else:
+        print(format_table(report))
     return 0
+
+
+def _print_rich(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    from cascade.reports import tables
+
+    console = Console()
+    for table in tables(report):
+        grid = RichTable(title=table.title, title_justify="left")
+        for header in table.headers:
+            grid.add_column(header, overflow="fold")
+        for row in table.rows:
+            grid.add_row(*row)
+        console.print(grid)
 
 
 def _register_prices(subparsers: Any) -> None:
@@ -106,52 +125,3 @@ def _prices(args: argparse.Namespace) -> int:
             f"{model:<36} {price.input_per_mtok:>9.3f} {price.output_per_mtok:>9.3f} {price.context_window:>9}"
         )
     return 0
-
-
-def _register_run(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "run", help="send one prompt through a live cascade with a JSON-schema contract"
-    )
-    parser.add_argument("prompt", help="the prompt text, or - to read it from stdin")
-    parser.add_argument("--tier", action="append", required=True, metavar="MODEL[@PROVIDER]",
-                        help="a tier from the price table; repeat, cheapest is tried first")  # fmt: skip
-    parser.add_argument("--schema", type=Path, required=True, help="JSON schema file the answer must meet")
-    parser.add_argument("--base-url", default=None, help="OpenAI-compatible server for every tier")
-    parser.add_argument("--profile", default=None, help="structured-output profile of that server")
-    parser.add_argument("--budget", type=float, default=None, help="$ cap for this request")
-    parser.add_argument("--ledger", type=Path, default=None, help="SQLite ledger to record the attempts in")
-    parser.set_defaults(handler=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from cascade.contracts import JsonContract
-    from cascade.engine import Cascade
-    from cascade.tiers import tier
-
-    try:
-        schema = json.loads(args.schema.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read schema {str(args.schema)!r}: {exc}") from None
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    tiers = []
-    for spec in args.tier:
-        model, _, provider = spec.partition("@")
-        tiers.append(tier(model, provider=provider or "openai", base_url=args.base_url, profile=args.profile))
-    ledger = _open_ledger(args.ledger)
-    with Cascade(tiers, ledger=ledger, budget_usd=args.budget, best_effort=True) as engine:
-        result = engine.run(prompt, JsonContract(schema, name=args.schema.stem))
-    summary = {
-        "accepted": result.accepted, "tier": result.tier, "cost_usd": round(result.cost_usd, 6),
-        "attempts": len(result.attempts), "value": result.value if isinstance(result.value, dict | list) else result.text,
-        "feedback": [v.feedback for v in result.verdicts if not v.passed],
-    }  # fmt: skip
-    print(json.dumps(summary, indent=2, default=str))
-    return 0 if result.accepted else 1
-
-
-def _open_ledger(path: Path | None) -> Any:
-    if path is None:
-        return None
-    from cascade.ledger import SQLiteLedger
-
-    return SQLiteLedger(path)

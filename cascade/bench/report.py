@@ -102,7 +102,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 def format_table(report: BenchReport) -> str:
     """A plain-text table: quality, $, cost ratio and escalation per system."""
     width = max(len("system"), *(len(r.name) for r in report.systems))
-    header = f"{'system':<{width}} {'items':>6} {report.quality_label:>9} {'$ total':>10} {'x ref':>7}  escalation by tier"
+    header = f"{'system':<{width}} {'items':>6} {report.quality_label:>9} {'$ total':>10} {'$/item':>10} {'x ref':>7}  escalation by tier"
     lines = [f"{report.suite} on {report.data}", header, "-" * len(header)]
     for result in report.systems:
         escalation = ", ".join(
@@ -110,7 +110,7 @@ def format_table(report: BenchReport) -> str:
         )
         estimated = "*" if result.estimated_cost_share > 0 else " "
         lines.append(
-            f"{result.name:<{width}} {result.items:>6} {result.quality:>9.3f} {result.cost_usd:>9.4f}{estimated}"
+            f"{result.name:<{width}} {result.items:>6} {result.quality:>9.3f} {result.cost_usd:>9.4f}{estimated} {result.cost_per_item:>10.6f}"
             f" {report.cost_ratio(result.name):>7.3f}  {escalation}"
         )
     if any(r.estimated_cost_share > 0 for r in report.systems):
