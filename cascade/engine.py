@@ -177,7 +177,18 @@ class Cascade:
         """Sync facade of :meth:`amap`."""
         return self._loop.run(self.amap(prompts, concurrency=concurrency, **options))
 
+    async def aclose(self) -> None:
+        """Close the providers' HTTP pools (on the loop that used them)."""
+        providers, self._providers = list(self._providers.values()), {}
+        for provider in dict.fromkeys(providers):
+            closer = getattr(provider, "aclose", None)
+            if closer is not None:
+                await closer()
+
     def close(self) -> None:
+        """Close the providers made by the sync facade, then its loop thread."""
+        if self._loop.started:
+            self._loop.run(self.aclose())
         self._loop.close()
 
     def __enter__(self) -> Cascade:
@@ -185,6 +196,13 @@ class Cascade:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> Cascade:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+        self._loop.close()
 
     # -- the driver ------------------------------------------------------------------
 
@@ -323,6 +341,10 @@ class _LoopThread:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._loop is not None
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         loop = self._ensure()
