@@ -329,19 +329,19 @@ class JudgeContract:
         return parsed.score, f"judge scored {parsed.score:g}/{self.scale[1]}: {parsed.reason[:300]}"
 
     def _aggregate(self, scores: list[float], notes: list[str]) -> Verdict:
-        passing = sum(1 for s in scores if s >= self.threshold)
-        passed = passing * 2 > len(scores)
+        # a malformed vote fails whatever the threshold: its stand-in score is only for ranking
+        malformed = [n.startswith(_MALFORMED) for n in notes]
+        passes = [s >= self.threshold and not bad for s, bad in zip(scores, malformed, strict=True)]
+        passing = sum(passes)
         low, high = self.scale
-        median = statistics.median(scores)
-        normalised = (median - low) / (high - low)
-        if passed:
+        normalised = (statistics.median(scores) - low) / (high - low)
+        if passing * 2 > len(scores):
             return Verdict(True, repr(self), normalised)
-        failing = [n for s, n in zip(scores, notes, strict=True) if s < self.threshold]
+        failing = [n for n, ok in zip(notes, passes, strict=True) if not ok]
         head = f"below the judge threshold {self.threshold:g}"
         if len(scores) > 1:
             head += f" ({passing} of {len(scores)} votes passed)"
-        malformed = any(n.startswith(_MALFORMED) for n in notes)
-        label = f"{self!r}:malformed" if malformed else repr(self)
+        label = f"{self!r}:malformed" if any(malformed) else repr(self)
         return Verdict(False, label, normalised, f"{head}; {failing[0]}")
 
     def __repr__(self) -> str:
