@@ -338,25 +338,33 @@ _REFUSAL_WINDOW = 300
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class _NoRefusal:
+class _Forbidden:
+    """Fail when ``pattern`` occurs (in the first ``window`` characters, if set)."""
+
     pattern: re.Pattern[str]
-    window: int
+    label: str
+    problem: str  # feedback, "{match}" is the text found
+    window: int | None = None
     cost: int = CHEAP
 
     def __call__(self, candidate: Candidate) -> Verdict:
-        opening = candidate.completion.text.lstrip()[: self.window]
-        match = self.pattern.search(opening)
+        text = candidate.completion.text.lstrip()
+        match = self.pattern.search(text if self.window is None else text[: self.window])
         if match is None:
             return Verdict(True, repr(self))
-        return Verdict(False, repr(self), 0.0, f"the reply refuses ({match.group(0)!r}): answer the task")
+        return Verdict(False, repr(self), 0.0, self.problem.format(match=repr(match.group(0))))
 
     def __repr__(self) -> str:
-        return "no_refusal()"
+        return f"{self.label}()"
 
 
-def no_refusal(patterns: Sequence[str] = DEFAULT_REFUSALS, *, window: int = _REFUSAL_WINDOW) -> _NoRefusal:
+def _any_of(patterns: Sequence[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+def no_refusal(patterns: Sequence[str] = DEFAULT_REFUSALS, *, window: int = _REFUSAL_WINDOW) -> _Forbidden:
     """Fail a reply that opens by refusing ("I'm sorry, but I can't help with that")."""
-    return _NoRefusal(re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE), window)
+    return _Forbidden(_any_of(patterns), "no_refusal", "the reply refuses ({match}): answer the task", window)
 
 
 #: Signs that a reply approximates, guesses or contradicts itself instead of solving.
@@ -373,27 +381,12 @@ DEFAULT_HEDGES = (
 )
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class _NoHedging:
-    pattern: re.Pattern[str]
-    cost: int = CHEAP
-
-    def __call__(self, candidate: Candidate) -> Verdict:
-        match = self.pattern.search(candidate.completion.text)
-        if match is None:
-            return Verdict(True, repr(self))
-        return Verdict(False, repr(self), 0.0, f"the reply hedges ({match.group(0)!r}): solve exactly")
-
-    def __repr__(self) -> str:
-        return "no_hedging()"
-
-
-def no_hedging(patterns: Sequence[str] = DEFAULT_HEDGES) -> _NoHedging:
+def no_hedging(patterns: Sequence[str] = DEFAULT_HEDGES) -> _Forbidden:
     """Fail a reply that approximates or doubts itself ("≈", "approximately", "not possible").
 
     Meant for tasks with exact answers (math word problems); leave it out for prose.
     """
-    return _NoHedging(re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE))
+    return _Forbidden(_any_of(patterns), "no_hedging", "the reply hedges ({match}): solve exactly")
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cascade.bench.bfcl import tiers_for
 from cascade.bench.replay import BenchItem, replay_tiers, run_cascade_bench, single_tier_result
 from cascade.bench.report import BenchReport, SystemResult, format_table, write_outputs
-from cascade.errors import ConfigError, UnknownModelError
+from cascade.errors import ConfigError
 from cascade.pricing import PriceTable
 from cascade.protocols import AttemptSink, Validator
 from cascade.providers.replay import Recording, ReplayStore
@@ -34,7 +35,18 @@ from validators.text import (
 )
 from validators.text_contract import TextContract
 
-__all__ = ["GATES", "Gsm8kData", "add_arguments", "gates", "load", "price_table", "run", "run_bench"]
+__all__ = [
+    "GATES",
+    "Gsm8kData",
+    "add_arguments",
+    "emit",
+    "gates",
+    "load",
+    "open_ledger",
+    "price_table",
+    "run",
+    "run_bench",
+]
 
 DATASET = "gsm8k-routellm"
 FILE = "responses.csv"
@@ -140,20 +152,6 @@ def price_table(source: Path, extra: Path | None) -> PriceTable:
     return table.merged(PriceTable.from_file(extra)) if extra is not None else table
 
 
-def tiers_for(models: Sequence[str], prices: PriceTable) -> list[Tier]:
-    tiers = []
-    for model in models:
-        try:
-            price = prices.lookup(model)
-        except UnknownModelError:
-            raise ConfigError(
-                f"no price for model {model!r}: pass --prices FILE with its input/output prices"
-            ) from None
-        tiers.append(Tier(model, "replay", model, price.input_per_mtok, price.output_per_mtok,
-                          price.context_window or 128_000))  # fmt: skip
-    return replay_tiers(tiers)
-
-
 #: Gates, each adding one family of checks to the one before.
 GATES: tuple[tuple[str, Callable[[bool], list[Validator]]], ...] = (
     ("format", lambda integer: [not_truncated(), no_refusal(), final_answer(integer=integer)]),
@@ -211,19 +209,25 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in models if m not in data.models]
     if unknown or len(models) < 2:
         raise ConfigError(f"--models needs two or more of {list(data.models)}; got {models}")
-    ledger = _ledger(args.ledger)
+    ledger = open_ledger(args.ledger)
     try:
-        report = run_bench(data, tiers_for(models, prices), integer=args.integer_answers, ledger=ledger)
+        tiers = replay_tiers(tiers_for(models, prices))
+        report = run_bench(data, tiers, integer=args.integer_answers, ledger=ledger)
     finally:
         if ledger is not None:
             ledger.close()
-    paths = write_outputs(report, args.out)
+    return emit(report, args.out)
+
+
+def emit(report: BenchReport, out: Path) -> int:
+    """Write the JSON and PNG, print the table; the suite's exit code."""
+    paths = write_outputs(report, out)
     print(format_table(report))
     print(f"wrote {paths['json']} and {paths['png']}")
     return 0
 
 
-def _ledger(path: Path | None) -> Any:
+def open_ledger(path: Path | None) -> Any:
     if path is None:
         return None
     from cascade.ledger import SQLiteLedger

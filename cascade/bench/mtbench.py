@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cascade.bench.gsm8k import price_table, tiers_for
+from cascade.bench.bfcl import tiers_for
+from cascade.bench.gsm8k import emit, open_ledger, price_table
 from cascade.bench.replay import BenchItem, run_cascade_bench, single_tier_result
-from cascade.bench.report import BenchReport, SystemResult, format_table, write_outputs
+from cascade.bench.report import BenchReport, SystemResult
 from cascade.errors import ConfigError
 from cascade.pricing import PriceTable
 from cascade.protocols import AttemptSink
@@ -276,21 +277,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--models needs cheap,strong from {list(data.models)}; got {names}")
     cheap, strong = tiers_for(names, prices)
     judge = judge_tier(args.judge_model, prices)
-    ledger = _ledger(args.ledger)
+    ledger = open_ledger(args.ledger)
     try:
         report = run_bench(data, cheap, strong, judge, ledger=ledger)
     finally:
         if ledger is not None:
             ledger.close()
-    paths = write_outputs(report, args.out)
-    print(format_table(report))
-    print(f"wrote {paths['json']} and {paths['png']}")
-    return 0
-
-
-def _ledger(path: Path | None) -> Any:
-    if path is None:
-        return None
-    from cascade.ledger import SQLiteLedger
-
-    return SQLiteLedger(path)
+    return emit(report, args.out)
