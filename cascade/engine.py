@@ -180,7 +180,7 @@ class Cascade:
     async def aclose(self) -> None:
         """Close the providers' HTTP pools (on the loop that used them)."""
         providers, self._providers = list(self._providers.values()), {}
-        for provider in dict.fromkeys(providers):
+        for provider in {id(p): p for p in providers}.values():  # one instance may serve many tiers
             closer = getattr(provider, "aclose", None)
             if closer is not None:
                 await closer()

@@ -250,3 +250,26 @@ def test_missing_key_names_the_variable_and_is_not_swallowed(monkeypatch: pytest
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(MissingKeyError, match="OPENAI_API_KEY"):
         Cascade([tier("gpt-4o-mini")]).run("Extract", JsonContract(SCHEMA))
+
+
+class _ClosingProvider(ScriptedProvider):
+    closed = 0
+
+    async def aclose(self) -> None:
+        type(self).closed += 1
+
+
+def test_close_closes_each_provider_once_on_its_own_loop() -> None:
+    provider = _ClosingProvider({"small": ["x"], "large": [GOOD]})
+    engine = Cascade([_tier("small", 0.1), _tier("large", 10.0)], providers={"scripted": provider})
+    assert engine.run("Extract", JsonContract(SCHEMA)).tier == "large"
+    engine.close()
+    assert _ClosingProvider.closed == 1
+
+
+async def test_async_with_closes_providers() -> None:
+    provider = _ClosingProvider({"small": [GOOD]})
+    _ClosingProvider.closed = 0
+    async with Cascade([_tier("small", 0.1)], providers={"scripted": provider}) as engine:
+        assert (await engine.arun("Extract", JsonContract(SCHEMA))).accepted
+    assert _ClosingProvider.closed == 1
