@@ -272,3 +272,8 @@ def test_text_contract_runs_cheapest_first_and_stops() -> None:
     trusting = TextContract([final_answer()], trusted_models={"big"})
     assert trusting.check_sync(Completion("no format at all", Usage(1, 1), "big")).passed
     assert _check(all_of(not_truncated(), final_answer()), "#### 3").passed
+
+
+def test_an_annotated_statement_counts_once() -> None:
+    verdict = _check(arithmetic_consistent(), "4 boxes hold 4 * 6 = <<4*6=26>>26 eggs.")
+    assert not verdict.passed and verdict.feedback == "1 wrong calculation: <<4*6=26>> (it is 24)"

@@ -238,6 +238,9 @@ class Statement:
     def computed(self) -> Fraction | None:
         return evaluate(self.expression)
 
+    def key(self) -> tuple[Fraction | None, Fraction | None]:
+        return self.computed(), parse_number(self.result)
+
     def holds(self) -> bool | None:
         """True/False when checkable; ``None`` when the expression is not plain arithmetic."""
         value = self.computed()
@@ -263,14 +266,20 @@ _HAS_OP = re.compile(rf"\d[ \t]*%?[ \t]*\)*{_OP}\(*[ \t]*[-+{_MINUS}]?(?:[{_CURR
 
 def arithmetic_statements(text: str, *, annotations: bool = True, inline: bool = True) -> Iterator[Statement]:
     """Every ``<<a op b=c>>`` annotation and inline ``a op b = c`` (also chained) in ``text``."""
+    seen: set[tuple[Fraction | None, Fraction | None]] = set()
     if annotations:
         for match in _ANNOTATION.finditer(text):
-            yield from _pairs(match["body"].split("="), "annotation")
+            for statement in _pairs(match["body"].split("="), "annotation"):
+                seen.add(statement.key())
+                yield statement
     if not inline:
         return
     prose = _ANNOTATION.sub(" ", text)
     for match in _CHAIN.finditer(prose):
-        yield from _pairs(match["chain"].split("="), "inline")
+        for statement in _pairs(match["chain"].split("="), "inline"):
+            if statement.key() not in seen:  # "4 * 6 = <<4*6=24>>24" states one thing, not two
+                seen.add(statement.key())
+                yield statement
 
 
 def _pairs(sides: list[str], source: str) -> Iterator[Statement]:
