@@ -57,7 +57,8 @@ def configure_logging(verbosity: int) -> None:
             structlog.dev.ConsoleRenderer(colors=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Resolve sys.stderr per logger, not once: it may be replaced (tests, daemons).
+        logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),
     )
 
 

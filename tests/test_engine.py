@@ -260,6 +260,7 @@ class _ClosingProvider(ScriptedProvider):
 
 
 def test_close_closes_each_provider_once_on_its_own_loop() -> None:
+    _ClosingProvider.closed = 0
     provider = _ClosingProvider({"small": ["x"], "large": [GOOD]})
     engine = Cascade([_tier("small", 0.1), _tier("large", 10.0)], providers={"scripted": provider})
     assert engine.run("Extract", JsonContract(SCHEMA)).tier == "large"
