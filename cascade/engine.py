@@ -214,6 +214,7 @@ class Cascade:
             prompt=request.prompt_text,
             call_model=lambda tier, req: self._judge_call(tier, req, state),
             request_id=state.request_id,
+            item_id=request.item_id,
         )
         reply: object = None
         while True:

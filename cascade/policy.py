@@ -147,7 +147,8 @@ class _Best:
     completion: Completion | None = None
 
     def offer(self, check: CheckResult, tier: Tier, completion: Completion) -> None:
-        if self.check is None or check.score > self.check.score:
+        # Ties go to the later (pricier, usually stronger) tier's output.
+        if self.check is None or check.score >= self.check.score:
             self.check, self.tier, self.completion = check, tier, completion
 
 

@@ -56,6 +56,8 @@ class CheckContext:
     prompt: str
     call_model: ModelCaller
     request_id: str = ""
+    #: The caller's id for the task (a dataset row, a ticket): replayed judges key on it.
+    item_id: str | None = None
 
 
 class Contract(Protocol):

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cascade.bench.common import emit, open_ledger, price_table, tiers_for
 from cascade.bench.replay import BenchItem, run_cascade_bench, single_tier_result
-from cascade.bench.report import BenchReport, SystemResult, format_table, write_outputs
-from cascade.errors import ConfigError, UnknownModelError
+from cascade.bench.report import BenchReport, SystemResult
+from cascade.errors import ConfigError
 from cascade.pricing import PriceTable
 from cascade.protocols import AttemptSink
 from cascade.providers.replay import Recording, ReplayStore
@@ -134,7 +135,7 @@ def load(root: Path, *, limit: int | None = None, prices: PriceTable | None = No
         failures[model_dir.name] = failed
     if len(failures) < 2:
         raise ConfigError(f"{str(root)!r} needs results and scores for at least two models")
-    return BfclData(root, tuple(items), store, failures, prices or _price_table(root, None))
+    return BfclData(root, tuple(items), store, failures, prices or price_table(root))
 
 
 def _read_items(path: Path, category: str, limit: int | None) -> Iterator[_Item]:
@@ -199,14 +200,6 @@ def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
                     raise ConfigError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
 
 
-def _price_table(root: Path, extra: Path | None) -> PriceTable:
-    table = PriceTable.builtin()
-    for candidate in (root.parent / "prices.json", root / "prices.json"):
-        if candidate.exists():
-            table = table.merged(PriceTable.from_file(candidate))
-    return table.merged(PriceTable.from_file(extra)) if extra is not None else table
-
-
 def item_contract(item: _Item) -> FunctionCallContract:
     tools = [
         ToolSpec(str(f["name"]), str(f.get("description", "")), bfcl_schema(f.get("parameters", {})))
@@ -219,20 +212,6 @@ def item_contract(item: _Item) -> FunctionCallContract:
 
 def _prompt(item: _Item) -> str:
     return f"{item.question}\n\nFunctions:\n{json.dumps(list(item.functions))}"
-
-
-def tiers_for(models: Sequence[str], prices: PriceTable) -> list[Tier]:
-    tiers = []
-    for model in models:
-        try:
-            price = prices.lookup(model)
-        except UnknownModelError:
-            raise ConfigError(
-                f"no price for model {model!r}: add it to a JSON price file and pass --prices FILE"
-            ) from None
-        tiers.append(Tier(model, "replay", model, price.input_per_mtok, price.output_per_mtok,
-                          price.context_window or 128_000))  # fmt: skip
-    return tiers
 
 
 def ladders(data: BfclData, models_arg: str | None) -> dict[str, list[str]]:
@@ -285,26 +264,16 @@ def run(args: argparse.Namespace) -> int:
     root = args.data if args.data is not None else data_dir() / DATASET
     if not root.exists():
         raise ConfigError(f"BFCL folder {str(root)!r} does not exist: pass --data or set CASCADE_DATA_DIR")
-    data = load(root, limit=args.limit, prices=_price_table(root, args.prices))
-    ledger = _ledger(args.ledger)
+    data = load(root, limit=args.limit, prices=price_table(root, args.prices))
+    ledger = open_ledger(args.ledger)
     try:
         for ladder, models in ladders(data, args.models).items():
             report = run_ladder(data, ladder, tiers_for(models, data.prices), ledger)
-            paths = write_outputs(report, args.out)
-            print(format_table(report))
-            print(f"wrote {paths['json']} and {paths['png']}\n")
+            emit(report, args.out)
     finally:
         if ledger is not None:
             ledger.close()
     return 0
-
-
-def _ledger(path: Path | None) -> Any:
-    if path is None:
-        return None
-    from cascade.ledger import SQLiteLedger
-
-    return SQLiteLedger(path)
 
 
 def _int(value: Any) -> int | None:

@@ -14,13 +14,11 @@ import csv
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from cascade.bench.bfcl import tiers_for
+from cascade.bench.common import emit, open_ledger, price_table, tiers_for
 from cascade.bench.replay import BenchItem, replay_tiers, run_cascade_bench, single_tier_result
-from cascade.bench.report import BenchReport, SystemResult, format_table, write_outputs
+from cascade.bench.report import BenchReport, SystemResult
 from cascade.errors import ConfigError
-from cascade.pricing import PriceTable
 from cascade.protocols import AttemptSink, Validator
 from cascade.providers.replay import Recording, ReplayStore
 from cascade.settings import data_dir
@@ -39,11 +37,8 @@ __all__ = [
     "GATES",
     "Gsm8kData",
     "add_arguments",
-    "emit",
     "gates",
     "load",
-    "open_ledger",
-    "price_table",
     "run",
     "run_bench",
 ]
@@ -142,16 +137,6 @@ def _truth(value: str | None, source: Path, index: int) -> bool:
     raise ConfigError(f"{str(source)!r} row {index + 2}: expected True/False, got {value!r}")
 
 
-def price_table(source: Path, extra: Path | None) -> PriceTable:
-    """Built-in prices, then any ``prices.json`` beside or above the data, then ``extra``."""
-    table = PriceTable.builtin()
-    folder = source if source.is_dir() else source.parent
-    for candidate in (folder.parent / "prices.json", folder / "prices.json"):
-        if candidate.exists():
-            table = table.merged(PriceTable.from_file(candidate))
-    return table.merged(PriceTable.from_file(extra)) if extra is not None else table
-
-
 #: Gates, each adding one family of checks to the one before.
 GATES: tuple[tuple[str, Callable[[bool], list[Validator]]], ...] = (
     ("format", lambda integer: [not_truncated(), no_refusal(), final_answer(integer=integer)]),
@@ -217,19 +202,3 @@ def run(args: argparse.Namespace) -> int:
         if ledger is not None:
             ledger.close()
     return emit(report, args.out)
-
-
-def emit(report: BenchReport, out: Path) -> int:
-    """Write the JSON and PNG, print the table; the suite's exit code."""
-    paths = write_outputs(report, out)
-    print(format_table(report))
-    print(f"wrote {paths['json']} and {paths['png']}")
-    return 0
-
-
-def open_ledger(path: Path | None) -> Any:
-    if path is None:
-        return None
-    from cascade.ledger import SQLiteLedger
-
-    return SQLiteLedger(path)

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cascade.bench.bfcl import tiers_for
-from cascade.bench.gsm8k import emit, open_ledger, price_table
+from cascade.bench.common import emit, open_ledger, price_table, tiers_for
 from cascade.bench.replay import BenchItem, run_cascade_bench, single_tier_result
 from cascade.bench.report import BenchReport, SystemResult
 from cascade.errors import ConfigError
