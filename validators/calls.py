@@ -120,9 +120,10 @@ class FunctionCallContract:
     ):
         if not tools:
             raise SchemaError("a function-call contract needs at least one function")
+        self._validators = {}
         for spec in tools:
             try:
-                compile_schema(spec.parameters)
+                self._validators[spec.name] = compile_schema(spec.parameters)
             except SchemaError as exc:
                 raise SchemaError(f"function {spec.name!r}: {exc}") from None
         self.tools = tuple(tools)
@@ -183,7 +184,7 @@ class FunctionCallContract:
     def _arguments_verdict(self, calls: Sequence[FunctionCall]) -> Verdict:
         problems: list[str] = []
         for call in calls:
-            validator = compile_schema(self._by_name[call.name].parameters)
+            validator = self._validators[call.name]
             for error in sorted(
                 validator.iter_errors(dict(call.arguments)), key=lambda e: list(e.absolute_path)
             ):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -104,10 +104,11 @@ def _describe(error: jsonschema.ValidationError) -> str:
 @dataclass(frozen=True, slots=True, repr=False)
 class _MatchesSchema:
     schema: Mapping[str, Any]
+    validator: SchemaValidator = field(compare=False)
     cost: int = CHEAP
 
     def __call__(self, candidate: Candidate) -> Verdict:
-        validator = compile_schema(self.schema)
+        validator = self.validator
         errors = sorted(validator.iter_errors(candidate.value), key=lambda e: list(e.absolute_path))
         if not errors:
             return Verdict(True, repr(self))
@@ -122,8 +123,7 @@ class _MatchesSchema:
 
 def matches_schema(schema: Mapping[str, Any]) -> _MatchesSchema:
     """Pass when the candidate's parsed value satisfies ``schema`` (checked now, compiled once)."""
-    compile_schema(schema)
-    return _MatchesSchema(schema)
+    return _MatchesSchema(schema, compile_schema(schema))
 
 
 @dataclass(frozen=True, slots=True, repr=False)
