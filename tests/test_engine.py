@@ -274,3 +274,22 @@ async def test_async_with_closes_providers() -> None:
     async with Cascade([_tier("small", 0.1)], providers={"scripted": provider}) as engine:
         assert (await engine.arun("Extract", JsonContract(SCHEMA))).accepted
     assert _ClosingProvider.closed == 1
+
+
+def test_a_conversation_moves_between_tiers_with_its_whole_history() -> None:
+    from cascade import Message
+
+    history = [
+        Message("system", "You extract people as JSON."),
+        Message("user", "Ada Lovelace was born in 1815. " * 60),  # too long for the small window
+        Message("assistant", "Noted."),
+        Message("user", "Now give me the JSON."),
+    ]
+    small = _tier("small", 0.1, context_window=1200)
+    engine, provider, ledger = _engine({"large": [GOOD]}, small, _tier("large", 10.0))
+    result = engine.run(history, JsonContract(SCHEMA))
+    assert result.tier == "large"
+    assert ledger.attempts()[0].kind is AttemptKind.SKIP
+    sent = provider.requests[0][1].messages
+    assert [m.role for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[1].content == history[1].content
