@@ -115,7 +115,16 @@ def _future_import_end(source: str) -> int:
 
 
 def extract_program(text: str, entry_point: str, prompt: str | None = None) -> Program:
-    """The program in a reply: a fenced block, the bare reply, or the reply continuing ``prompt``."""
+    """The program in a reply: a fenced block, the bare reply, or the reply continuing ``prompt``.
+
+    Stubs the reply echoes before redefining them (the prompt's signature and
+    docstring, then the real function) are blanked out, keeping line numbers.
+    """
+    found = _find_program(text, entry_point, prompt)
+    return replace(found, source=_drop_echoed_stubs(found.source))
+
+
+def _find_program(text: str, entry_point: str, prompt: str | None) -> Program:
     blocks = [body for lang, body in _FENCE.findall(text) if lang.lower() in ("", "python", "py", "python3")]
     for block in blocks:
         if _defines(block, entry_point):
@@ -130,6 +139,34 @@ def extract_program(text: str, entry_point: str, prompt: str | None = None) -> P
     if blocks and prompt and _defines(prompt + blocks[0], entry_point):
         return Program(prompt + blocks[0], how="continuation")
     return Program(blocks[0] if blocks else text, how="unparsed")
+
+
+def _drop_echoed_stubs(source: str) -> str:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    last = {f.name: f for f in functions}
+    stubs = [f for f in functions if last[f.name] is not f and _is_stub(f)]
+    if not stubs:
+        return source
+    lines = source.splitlines(keepends=True)
+    for stub in stubs:
+        first = min([stub.lineno, *(d.lineno for d in stub.decorator_list)])
+        for index in range(first - 1, stub.end_lineno or stub.lineno):
+            lines[index] = "\n"
+    return "".join(lines)
+
+
+def _is_stub(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    body = function.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    return all(
+        isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+        for node in body
+    )
 
 
 def _trim_prose(text: str) -> str | None:
@@ -226,7 +263,11 @@ def doctest_units(prompt: str) -> tuple[TestUnit, ...]:
     setup: list[str] = []
     units = []
     for example in examples:
-        source, want = example.source.strip(), example.want.strip()
+        source = example.source.strip()
+        # Read from the prompt's text, the last example's output runs into the docstring's closing quotes.
+        want = "\n".join(
+            line for line in example.want.splitlines() if line.strip() not in ('"""', "'''")
+        ).strip()
         if not want:
             if _parses(source):
                 setup.append(source)

@@ -87,6 +87,8 @@ class SandboxLimits:
 class TestUnit:
     """One test: Python source that passes when it runs without raising."""
 
+    __test__ = False  # not a pytest test class
+
     name: str
     source: str
 

@@ -140,7 +140,7 @@ def _task(task_id: str, problem: Mapping[str, Any] | None, rows: Mapping[str, Ma
     for key in ("prompt", "entry_point", "test"):
         if key not in source:
             raise ConfigError(f"task {task_id!r} has no {key!r} (in problems.jsonl or the seed files)")
-    given = next((r["given_tests"] for r in recorded if r.get("given_tests")), [])
+    given: Any = next((r["given_tests"] for r in recorded if r.get("given_tests")), [])
     return Task(task_id, str(source["prompt"]), str(source["entry_point"]), _given(given, task_id),
                 str(source["test"]))  # fmt: skip
 
