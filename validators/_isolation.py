@@ -102,13 +102,14 @@ def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
     return _prctl(_PR_SET_PDEATHSIG, sig)
 
 
-def unshare_namespaces(network: bool = True) -> dict[str, bool]:
+def unshare_namespaces(network: bool = True, pid: bool = True) -> dict[str, bool]:
     """New user, PID, IPC and network namespaces, as many as the kernel allows.
 
     Returns which namespaces the process got.  PID namespaces apply to the
     children forked afterwards, not to the caller.
     """
-    base = _CLONE_NEWPID | _CLONE_NEWIPC | (_CLONE_NEWNET if network else 0)
+    # After a PID unshare the caller cannot start threads, so callers that exec (not fork) skip it.
+    base = (_CLONE_NEWPID if pid else 0) | _CLONE_NEWIPC | (_CLONE_NEWNET if network else 0)
     # A user namespace strips root of its capabilities outside it; plain root can also do without one.
     attempts = [_CLONE_NEWUSER | base, _CLONE_NEWUSER | _CLONE_NEWNET]
     if os.geteuid() == 0:

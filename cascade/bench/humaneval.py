@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-mypy", action="store_true", help="gate on syntax and tests only")
     parser.add_argument("--mypy-flag", action="append", default=[], metavar="FLAG",
                         help="extra mypy flag for the gate, e.g. --mypy-flag=--strict (repeatable)")  # fmt: skip
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per sandbox run (default 5)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per sandbox run (default 10)")
 
 
 def run(args: argparse.Namespace) -> int:
