@@ -345,6 +345,15 @@ def _share(part: int, whole: int) -> float:
     return part / whole if whole else math.nan
 
 
+def _cost_note(data: HumanEvalData, tiers: Sequence[Tier]) -> str:
+    recordings = [_recording(data.rows[t.model][task.task_id]) for t in tiers for task in data.tasks]
+    counted = sum(1 for r in recordings if r.input_tokens is not None and r.output_tokens is not None)
+    if counted == len(recordings):
+        return "cost: recorded token counts"
+    return (f"cost: token counts estimated (~4 characters per token) for {len(recordings) - counted} of "
+            f"{len(recordings)} calls, which have no recorded counts")  # fmt: skip
+
+
 def _notes(
     data: HumanEvalData, tiers: Sequence[Tier], hidden: Mapping[tuple[str, str], bool], mypy: bool,
     mypy_flags: Iterable[str],
@@ -359,7 +368,7 @@ def _notes(
     )
     notes = [
         f"gate: {gate}; quality: hidden tests run in the same sandbox",
-        "cost: token counts estimated (~4 characters per token); the files record none",
+        _cost_note(data, tiers),
         "cascade rows ship the best-scoring output when no tier passes the gate (best effort)",
     ]
     if recorded:
