@@ -11,6 +11,7 @@ from cascade.local.demo import (
     EXAMPLE,
     SCHEMA,
     SENTENCES,
+    Throughput,
     extraction_contract,
     local_tiers,
     messages_for,
@@ -106,4 +107,15 @@ def test_throughput_counts_answered_calls_only() -> None:
             attempt("b", Outcome.REJECTED, 0, 0.0),
         ]
     )
-    assert rows == {"a": (40, 40.0), "b": (0, 0.0)}
+    assert rows["a"] == Throughput(calls=2, output_tokens=40, overall=40.0, median_call=40.0)
+    assert rows["b"] == Throughput(calls=1, output_tokens=0, overall=0.0, median_call=0.0)
+    assert set(rows) == {"a", "b"}
+
+
+def test_median_call_rate_ignores_one_stalled_call() -> None:
+    attempts = [
+        Attempt("r", 0, "c", "a", "m", AttemptKind.FIRST, Outcome.ACCEPTED, output_tokens=30, latency_s=secs)
+        for secs in (0.5, 0.5, 30.0)
+    ]
+    row = throughput(attempts)["a"]
+    assert row.median_call == 60.0 and row.overall == pytest.approx(90 / 31)

@@ -9,9 +9,11 @@ and the amount must be a sum of money the sentence states.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
+import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,7 @@ __all__ = [
     "SENTENCES",
     "DemoOptions",
     "DemoResult",
+    "Throughput",
     "extraction_contract",
     "local_tiers",
     "messages_for",
@@ -233,7 +236,9 @@ def run_batch(
     chosen = list(sentences)
     jobs = [(messages_for(s), extraction_contract(s)) for s in chosen]
     with Cascade(tiers, ledger=ledger, order="given", max_retries=1) as engine:
-        outcomes = engine.map(jobs, concurrency=1, deadline_s=timeout_s)
+        # On this thread's own loop rather than the sync facade's: Ctrl-C then cancels the
+        # in-flight call cleanly before the server is stopped.
+        outcomes = asyncio.run(engine.amap(jobs, concurrency=1, deadline_s=timeout_s))
     return [_demo_result(s, outcome) for s, outcome in zip(chosen, outcomes, strict=True)]
 
 
@@ -243,20 +248,35 @@ def _demo_result(sentence: str, outcome: CascadeResult | CascadeError) -> DemoRe
     return DemoResult(sentence, outcome.accepted, outcome.tier, outcome.value)
 
 
-def throughput(attempts: Iterable[Attempt]) -> dict[str, tuple[int, float]]:
-    """Per tier: output tokens and their generation rate (tokens / second of call latency).
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """Output tokens of one tier's answered calls, per second of call latency.
 
-    Latency includes prompt processing and HTTP, so this is a floor on the
-    server's pure decoding speed.
+    Latency includes prompt processing and HTTP, so both rates are floors on
+    pure decoding speed.  ``median_call`` is the median of per-call rates: on a
+    shared machine it shrugs off the few calls that waited for a CPU.
     """
-    totals: dict[str, list[float]] = {}
+
+    calls: int
+    output_tokens: int
+    overall: float
+    median_call: float
+
+
+def throughput(attempts: Iterable[Attempt]) -> dict[str, Throughput]:
+    """Per tier, over calls that returned an output (errors and skips are left out)."""
+    calls: dict[str, list[Attempt]] = {}
     for attempt in attempts:
-        if attempt.kind is AttemptKind.SKIP or attempt.outcome is Outcome.ERROR:
-            continue
-        row = totals.setdefault(attempt.tier, [0.0, 0.0])
-        row[0] += attempt.output_tokens
-        row[1] += attempt.latency_s
-    return {tier: (int(tokens), tokens / secs if secs else 0.0) for tier, (tokens, secs) in totals.items()}
+        if attempt.kind is not AttemptKind.SKIP and attempt.outcome is not Outcome.ERROR:
+            calls.setdefault(attempt.tier, []).append(attempt)
+    rows: dict[str, Throughput] = {}
+    for tier, answered in calls.items():
+        tokens = sum(a.output_tokens for a in answered)
+        secs = sum(a.latency_s for a in answered)
+        rates = [a.output_tokens / a.latency_s for a in answered if a.latency_s > 0]
+        median = statistics.median(rates) if rates else 0.0
+        rows[tier] = Throughput(len(answered), tokens, tokens / secs if secs else 0.0, median)
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,8 +325,11 @@ def run_demo(options: DemoOptions, out: Callable[[str], None] = print) -> list[D
         attempts = this_run.attempts()
         out("")
         out(format_table(build_report(attempts, tier_prices(tiers))))
-        for name, (tokens, rate) in throughput(attempts).items():
-            out(f"{name}: {tokens} output tokens at {rate:.1f} tokens/s (per second of call latency)")
+        for name, rate in throughput(attempts).items():
+            out(
+                f"{name}: {rate.output_tokens} output tokens in {rate.calls} calls; tokens/s "
+                f"{rate.overall:.1f} overall, {rate.median_call:.1f} median per call (prompt included)"
+            )
     return results
 
 
