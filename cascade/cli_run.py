@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from cascade.contracts import JsonContract
 from cascade.engine import Cascade, CascadeResult
 from cascade.errors import CascadeError, ConfigError
+from cascade.jsonl import read_jsonl
 from cascade.tiers import Tier, tier
 
 __all__ = ["load_tiers", "register"]
@@ -110,19 +111,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _read_batch(path: Path) -> list[tuple[str, str]]:
     jobs = []
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read batch {str(path)!r}: {exc.strerror}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-            raise ConfigError(f'{path}:{number}: each line needs a "prompt" string')
+    for number, row in enumerate(read_jsonl(path, required=("prompt",)), start=1):
+        if not isinstance(row["prompt"], str):
+            raise ConfigError(f'{path}: row {number}: "prompt" must be a string')
         jobs.append((str(row.get("id", number)), row["prompt"]))
     return jobs
 

@@ -26,6 +26,7 @@ from cascade.bench.common import emit, open_ledger, price_table, tiers_for
 from cascade.bench.replay import BenchItem, run_cascade_bench, single_tier_result
 from cascade.bench.report import BenchReport, SystemResult
 from cascade.errors import ConfigError
+from cascade.jsonl import read_jsonl
 from cascade.pricing import PriceTable
 from cascade.protocols import AttemptSink
 from cascade.providers.replay import Recording, ReplayStore
@@ -139,7 +140,7 @@ def load(root: Path, *, limit: int | None = None, prices: PriceTable | None = No
 
 
 def _read_items(path: Path, category: str, limit: int | None) -> Iterator[_Item]:
-    for line_no, row in enumerate(_json_lines(path), start=1):
+    for line_no, row in enumerate(read_jsonl(path), start=1):
         if limit is not None and line_no > limit:
             return
         functions = row["function"] if isinstance(row["function"], list) else [row["function"]]
@@ -152,7 +153,7 @@ def _read_results(model_dir: Path, stems: Mapping[str, str]) -> dict[str, Record
     for stem in stems.values():
         path = model_dir / f"{stem}_result.json"
         if path.exists():
-            for row in _json_lines(path):
+            for row in read_jsonl(path):
                 recorded[str(row["id"])] = _recording(row)
     return recorded
 
@@ -183,21 +184,11 @@ def _read_failures(
         path = score_dir / f"{category}_score.json"
         if not path.exists():
             return None
-        for row in list(_json_lines(path))[1:]:  # the first line is the summary
+        for row in list(read_jsonl(path))[1:]:  # the first line is the summary
             item_id = by_line.get((category, int(row["id"])))
             if item_id is not None:
                 failed.add(item_id)
     return frozenset(failed)
-
-
-def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open() as lines:
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
 
 
 def item_contract(item: _Item) -> FunctionCallContract:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from cascade.bench.replay import BenchItem, replay_tiers, run_cascade_bench, sin
 from cascade.bench.report import BenchReport, SystemResult, format_table, write_outputs
 from cascade.engine import CascadeResult
 from cascade.errors import CascadeError, ConfigError
+from cascade.jsonl import read_jsonl
 from cascade.pricing import ModelPrice, PriceTable
 from cascade.providers.replay import Recording, ReplayStore
 from cascade.settings import data_dir
@@ -100,12 +100,14 @@ def load_folder(folder: Path, *, limit: int | None = None) -> HumanEvalData:
         raise ConfigError(f"HumanEval folder {str(folder)!r} does not exist")
     rows: dict[str, dict[str, Mapping[str, Any]]] = {}
     for seed in sorted(folder.glob("*/seed.jsonl")):
-        rows[seed.parent.name] = {str(r["task_id"]): r for r in _read_jsonl(seed, ("task_id", "solution"))}
+        rows[seed.parent.name] = {
+            str(r["task_id"]): r for r in list(read_jsonl(seed, ("task_id", "solution")))
+        }
     if not rows:
         raise ConfigError(f"{str(folder)!r} has no <model>/seed.jsonl files")
     problems_path = folder / "problems.jsonl"
     problems = (
-        _read_jsonl(problems_path, ("task_id", "prompt", "entry_point", "test"))
+        list(read_jsonl(problems_path, ("task_id", "prompt", "entry_point", "test")))
         if problems_path.exists()
         else []
     )
@@ -116,22 +118,6 @@ def load_folder(folder: Path, *, limit: int | None = None) -> HumanEvalData:
     if not tasks:
         raise ConfigError(f"no task in {str(folder)!r} has a recorded program from every model")
     return HumanEvalData(folder, tasks, rows)
-
-
-def _read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
-    out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: line {number} is not JSON: {exc.msg}") from None
-        missing = [key for key in required if key not in row]
-        if missing:
-            raise ConfigError(f"{path}: line {number} lacks {', '.join(missing)}")
-        out.append(row)
-    return out
 
 
 def _task(task_id: str, problem: Mapping[str, Any] | None, rows: Mapping[str, Mapping[str, Any]]) -> Task:

@@ -12,9 +12,8 @@ tier, whose answer is shipped unjudged.  Every threshold from 1 to 10 is run.
 from __future__ import annotations
 
 import argparse
-import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from cascade.bench.common import emit, open_ledger, price_table, tiers_for
 from cascade.bench.replay import BenchItem, run_cascade_bench, single_tier_result
 from cascade.bench.report import BenchReport, SystemResult
 from cascade.errors import ConfigError
+from cascade.jsonl import read_jsonl
 from cascade.pricing import PriceTable
 from cascade.protocols import AttemptSink
 from cascade.providers.replay import Recording, ReplayStore
@@ -98,25 +98,8 @@ def answer_from_judge_input(user_prompt: str) -> str | None:
     return None
 
 
-def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {str(path)!r}: {exc.strerror}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{path}:{number}: expected a JSON object")
-        yield row
-
-
 def _judgement_rows(root: Path) -> list[dict[str, Any]]:
-    rows = list(_json_lines(root / "judgements.jsonl"))
+    rows = list(read_jsonl(root / "judgements.jsonl"))
     needed = {"question_id", "model", "turn", "user_prompt", "judgment", "score"}
     for number, row in enumerate(rows, 1):
         missing = needed - row.keys()
@@ -133,7 +116,7 @@ def load(root: Path, *, limit: int | None = None) -> MtBenchData:
         )
     questions = {
         str(q["question_id"]): [str(t) for t in q.get("turns", [])]
-        for q in _json_lines(root / "questions.jsonl")
+        for q in read_jsonl(root / "questions.jsonl")
     }
     rows = _judgement_rows(root)
     kept = list(dict.fromkeys(str(r["question_id"]) for r in rows if str(r["question_id"]) in questions))[
