@@ -349,7 +349,13 @@ class _LoopThread:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         loop = self._ensure()
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C in the caller's thread: cancel the work on the loop instead of leaving it running.
+            future.cancel()
+            raise
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
         with self._lock:

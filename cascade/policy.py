@@ -164,7 +164,9 @@ def run_cascade(
     summary = ""
     reasons: list[str] = []
     for tier in tiers:
-        tier_request = _with_escalation_note(request, summary) if summary else request
+        tier_request = (
+            _with_escalation_note(request, summary) if summary and tier.escalation_note else request
+        )
         skip = _skip_reason(tier, tier_request, state)
         if skip is not None:
             reasons.append(f"{tier.name}: skipped ({skip})")

@@ -22,7 +22,9 @@ class Tier:
     ``reasks`` is how many times the same tier is re-asked with validator
     feedback before escalating.  ``profile`` names the server's capability
     profile (how it takes structured output); ``options`` is passed to the
-    provider as-is.
+    provider as-is.  ``escalation_note=False`` sends this tier the original
+    prompt, without the summary of what failed below it (small models can be
+    thrown by it).
     """
 
     name: str
@@ -38,6 +40,8 @@ class Tier:
     api_key_env: str | None = None
     profile: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Append a one-line summary of what failed on earlier tiers to this tier's prompt.
+    escalation_note: bool = True
 
     def __post_init__(self) -> None:
         if self.input_per_mtok < 0 or self.output_per_mtok < 0:

@@ -293,3 +293,10 @@ def test_a_conversation_moves_between_tiers_with_its_whole_history() -> None:
     sent = provider.requests[0][1].messages
     assert [m.role for m in sent] == ["system", "user", "assistant", "user"]
     assert sent[1].content == history[1].content
+
+
+def test_a_tier_can_decline_the_escalation_note() -> None:
+    large = _tier("large", 10.0, escalation_note=False)
+    engine, provider, _ = _engine({"small": ["no idea"], "large": [GOOD]}, _tier("small", 0.1), large)
+    assert engine.run("Extract: Ada, 36", JsonContract(SCHEMA)).tier == "large"
+    assert provider.requests[1][1].messages[-1].content == "Extract: Ada, 36"

@@ -24,10 +24,9 @@ from cascade.errors import CascadeError
 from cascade.ledger import InMemoryLedger, SQLiteLedger
 from cascade.local.server import LocalServer, ServerConfig
 from cascade.protocols import AttemptSink, Validator
-from cascade.providers.profiles import Profile, Structured, register_profile, registered_profiles
 from cascade.reports import build_report, format_table, tier_prices
 from cascade.tiers import Tier
-from cascade.types import Attempt, AttemptKind, Candidate, JSONSchema, Message, Outcome
+from cascade.types import Attempt, AttemptKind, Candidate, Message, Outcome
 from validators import predicate
 from validators._core import MODERATE
 
@@ -179,18 +178,6 @@ def extraction_contract(sentence: str) -> JsonContract[Any]:
     )
 
 
-def _plain(schema: JSONSchema, name: str) -> Structured:
-    return Structured()
-
-
-#: No server-side constraint and no schema dump in the prompt: the prompt itself shows the format.
-#: (SmolLM2-135M echoes a JSON schema appended by the ``prompt`` profile instead of answering.)
-PLAIN = Profile(
-    "plain", _plain, tools=False, usage=True,
-    description="any chat-completions server: no constraint and no added instruction",
-)  # fmt: skip
-
-
 def local_tiers(
     base_url: str,
     model: str,
@@ -198,11 +185,9 @@ def local_tiers(
     n_ctx: int,
     price_per_mtok: float = 0.0,
     max_tokens: int = 96,
-    free_profile: str = PLAIN.name,
+    free_profile: str = "plain",
 ) -> tuple[Tier, Tier]:
     """The same local model twice: unconstrained (``free_profile``), then grammar-constrained."""
-    if free_profile == PLAIN.name and PLAIN.name not in registered_profiles():
-        register_profile(PLAIN)
     common: dict[str, Any] = {
         "provider": "openai", "model": model, "input_per_mtok": price_per_mtok,
         "output_per_mtok": price_per_mtok, "context_window": n_ctx, "temperature": 0.0,
@@ -210,7 +195,8 @@ def local_tiers(
     }  # fmt: skip
     return (
         Tier(name="local-free", profile=free_profile, **common),
-        Tier(name="local-constrained", profile="llamacpp", **common),
+        # The same small model, asked again: a note about its own failure only distracts it.
+        Tier(name="local-constrained", profile="llamacpp", escalation_note=False, **common),
     )
 
 
@@ -289,7 +275,7 @@ class DemoOptions:
     price_per_mtok: float = 0.0
     max_tokens: int = 96
     limit: int | None = None
-    free_profile: str = PLAIN.name
+    free_profile: str = "plain"
     escalate_to: Tier | None = None
     ledger_path: str | None = None
     timeout_s: float = 120.0

@@ -141,6 +141,12 @@ def _prompt_only(schema: JSONSchema, name: str) -> Structured:
     return Structured(instruction=schema_instruction(schema))
 
 
+def _plain(schema: JSONSchema, name: str) -> Structured:
+    # Nothing on the wire and nothing added: the prompt itself shows the format.  Small local
+    # models (SmolLM2-135M) echo an appended JSON schema back instead of answering.
+    return Structured()
+
+
 def _with_instruction(messages: tuple[Message, ...], instruction: str) -> tuple[Message, ...]:
     # Appended to the last user turn rather than sent as a system message: some local chat
     # templates reject a system role, and the instruction is then the last thing the model reads.
@@ -246,6 +252,10 @@ for _profile in (
     Profile(
         "prompt", _prompt_only, tools=False, usage=False,
         description="any chat-completions server: no constraint, the schema goes in the prompt",
+    ),
+    Profile(
+        "plain", _plain, tools=False, usage=True,
+        description="any chat-completions server: no constraint and no added instruction",
     ),
 ):  # fmt: skip
     register_profile(_profile)
