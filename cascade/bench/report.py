@@ -117,7 +117,7 @@ def format_table(report: BenchReport) -> str:
         lines.append("* part of this cost comes from estimated token counts (see JSON: estimated_cost_share)")
     lines.append(f"x ref = cost relative to {report.reference}")
     lines.extend(report.notes)
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def to_json(report: BenchReport) -> dict[str, Any]:
