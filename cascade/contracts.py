@@ -90,10 +90,11 @@ class JsonContract(Generic[V]):
             value = json_from_completion(completion)
         except NoJSONFound as exc:
             return CheckResult((Verdict(False, "parses_as_json", 0.0, str(exc)),))
-        verdicts = (
-            Verdict(True, "parses_as_json"),
-            *run_all(self.validators, Candidate(prompt, completion, value)),
-        )
+        candidate = Candidate(prompt, completion, value)
+        # The schema gates first, so your validators only ever see a value of the declared shape.
+        shape = run_all(self.validators[:1], candidate)
+        extra = run_all(self.validators[1:], candidate) if shape[0].passed else ()
+        verdicts = (Verdict(True, "parses_as_json"), *shape, *extra)
         if not all(v.passed for v in verdicts):
             return CheckResult(verdicts, value)
         parsed = self._model.model_validate(value) if self._model is not None else value

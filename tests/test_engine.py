@@ -300,3 +300,17 @@ def test_a_tier_can_decline_the_escalation_note() -> None:
     engine, provider, _ = _engine({"small": ["no idea"], "large": [GOOD]}, _tier("small", 0.1), large)
     assert engine.run("Extract: Ada, 36", JsonContract(SCHEMA)).tier == "large"
     assert provider.requests[1][1].messages[-1].content == "Extract: Ada, 36"
+
+
+def test_custom_validators_see_only_schema_valid_values_and_never_crash() -> None:
+    from validators import predicate
+
+    adult = predicate(lambda c: c.value["age"] >= 18, "adult", "the person must be an adult")
+    contract = JsonContract(SCHEMA, validators=[adult])
+    missing = contract.check_sync(Completion(BAD, Usage(0, 0), "m"))
+    assert not missing.passed and [v.validator for v in missing.verdicts][-1].startswith("matches_schema")
+    minor = contract.check_sync(Completion('{"name": "Kid", "age": 9}', Usage(0, 0), "m"))
+    assert minor.feedback == "the person must be an adult"
+    broken = predicate(lambda c: c.value["nope"] > 0, "broken", "needs nope")
+    raised = JsonContract(SCHEMA, validators=[broken]).check_sync(Completion(GOOD, Usage(0, 0), "m"))
+    assert not raised.passed and "raised KeyError" in raised.feedback

@@ -99,7 +99,12 @@ class _Predicate:
     cost: int = CHEAP
 
     def __call__(self, candidate: Candidate) -> Verdict:
-        ok = bool(self.func(candidate))
+        try:
+            ok = bool(self.func(candidate))
+        except Exception as exc:  # a check that cannot read the answer has not passed it
+            return Verdict(
+                False, self.label, feedback=f"{self.message} (the check raised {type(exc).__name__})"
+            )
         return Verdict(ok, self.label, feedback="" if ok else self.message)
 
     def __repr__(self) -> str:
