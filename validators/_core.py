@@ -29,7 +29,12 @@ def run_all(validators: Sequence[Validator], candidate: Candidate) -> tuple[Verd
     """Run cheapest first, stop at the first failure; return the verdicts that ran."""
     verdicts: list[Verdict] = []
     for validator in sorted(validators, key=cost_of):
-        verdict = validator(candidate)
+        try:
+            verdict = validator(candidate)
+        except Exception as exc:  # a validator bug fails this output, never the whole request
+            verdict = Verdict(
+                False, repr(validator), 0.0, f"the check raised {type(exc).__name__}: {exc}"[:300]
+            )
         verdicts.append(verdict)
         if not verdict.passed:
             break
