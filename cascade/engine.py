@@ -271,7 +271,7 @@ class Cascade:
             kind=AttemptKind.JUDGE, outcome=Outcome.JUDGED if completion else Outcome.ERROR,
             input_tokens=usage.input_tokens if usage else 0, output_tokens=usage.output_tokens if usage else 0,
             tokens_estimated=usage.estimated if usage else False,
-            cost_usd=tier.cost(usage.input_tokens, usage.output_tokens) if usage else 0.0,
+            cost_usd=tier.call_cost(completion) if completion else 0.0,
             latency_s=result.latency_s, error=str(result.error) if result.error else None,
             started_at=result.started_at,
         )  # fmt: skip

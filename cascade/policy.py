@@ -346,7 +346,7 @@ def _call_attempt(
         request_id=state.request_id, seq=0, contract=state.contract, tier=tier.name, model=tier.model,
         kind=kind, outcome=Outcome.ACCEPTED if accepted else Outcome.REJECTED,
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, tokens_estimated=usage.estimated,
-        cost_usd=tier.cost(usage.input_tokens, usage.output_tokens), latency_s=result.latency_s,
+        cost_usd=tier.call_cost(completion), latency_s=result.latency_s,
         verdicts=check.verdicts, started_at=result.started_at,
         prompt=request.prompt_text if state.store_text else None,
         response=completion.text if state.store_text else None,

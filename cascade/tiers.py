@@ -8,6 +8,7 @@ from typing import Any
 
 from cascade.errors import ConfigError
 from cascade.pricing import ModelPrice, PriceTable, cost_usd
+from cascade.types import Completion
 
 __all__ = ["Tier", "order_by_cost", "tier"]
 
@@ -57,6 +58,12 @@ class Tier:
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return cost_usd(input_tokens, output_tokens, self.price)
+
+    def call_cost(self, completion: Completion) -> float:
+        """What a call cost: the provider's own figure when it gives one, else tokens at this tier's prices."""
+        if completion.cost_usd is not None:
+            return completion.cost_usd
+        return self.cost(completion.usage.input_tokens, completion.usage.output_tokens)
 
     def output_allowance(self) -> int:
         return self.max_tokens or DEFAULT_MAX_TOKENS

@@ -101,6 +101,9 @@ class Completion:
     finish_reason: str | None = None
     #: Seconds the provider reported (replay) or that the call took; ``None`` = measure it.
     latency_s: float | None = None
+    #: What the call cost when the provider knows better than tokens x the tier's prices
+    #: (a wrapped cascade, a router that bills per call); ``None`` = price the tokens.
+    cost_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

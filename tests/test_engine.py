@@ -314,3 +314,26 @@ def test_custom_validators_see_only_schema_valid_values_and_never_crash() -> Non
     broken = predicate(lambda c: c.value["nope"] > 0, "broken", "needs nope")
     raised = JsonContract(SCHEMA, validators=[broken]).check_sync(Completion(GOOD, Usage(0, 0), "m"))
     assert not raised.passed and "raised KeyError" in raised.feedback
+
+
+def test_a_cascade_can_serve_as_one_tier_of_another() -> None:
+    from cascade.providers.nested import CascadeProvider
+
+    inner_script = ScriptedProvider({"small": ["no idea", "still no"], "medium": [GOOD, "nothing"]})
+    inner = Cascade([_tier("small", 0.1), _tier("medium", 1.0)], providers={"scripted": inner_script},
+                    ledger=(inner_ledger := InMemoryLedger()))  # fmt: skip
+    contract = JsonContract(SCHEMA)
+    ladder = Tier("ladder", "nested", "inner-ladder", 0.0, 0.0)
+    outer_script = ScriptedProvider({"big": [GOOD]})
+    outer = Cascade([ladder, _tier("big", 50.0)], order="given", ledger=(outer_ledger := InMemoryLedger()),
+                    providers={"nested": CascadeProvider(inner, contract), "scripted": outer_script})  # fmt: skip
+    first = outer.run("Extract: Ada, 36", contract)
+    assert first.accepted and first.tier == "ladder"
+    assert first.completion is not None and first.completion.model == "model-medium"
+    inner_attempts = inner_ledger.attempts()
+    assert first.cost_usd == pytest.approx(sum(a.cost_usd for a in inner_attempts)) and first.cost_usd > 0
+    assert outer_ledger.attempts()[0].input_tokens == sum(a.input_tokens for a in inner_attempts)
+    # When the inner cascade accepts nothing, the outer one fails over to its next tier.
+    second = outer.run("Extract: Ada, 36", contract)
+    assert second.tier == "big"
+    assert outer_ledger.attempts()[1].extra["error_type"] == "PermanentError"
