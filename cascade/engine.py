@@ -31,7 +31,7 @@ from cascade.policy import (
     run_cascade,
     worst_case_cost,
 )
-from cascade.protocols import AttemptSink, CheckContext, Contract, Provider
+from cascade.protocols import AttemptSink, CheckContext, Contract, Provider, Router
 from cascade.providers import create_provider, registered_providers
 from cascade.tiers import Tier, order_by_cost
 from cascade.types import Attempt, AttemptKind, CheckResult, Completion, Message, Outcome, Request, Verdict
@@ -61,7 +61,7 @@ class CascadeResult:
     @property
     def escalations(self) -> int:
         """How many tiers were left behind before the chosen one."""
-        tiers = [a.tier for a in self.attempts if a.kind is not AttemptKind.JUDGE]
+        tiers = [a.tier for a in self.attempts if not a.kind.is_side_call]
         return len(dict.fromkeys(tiers)) - 1 if tiers else 0
 
 
@@ -86,6 +86,7 @@ class Cascade:
         best_effort: bool = False,
         store_text: bool = False,
         seed: int | None = None,
+        router: Router | None = None,
     ) -> None:
         tier_list = list(tiers)
         if not tier_list:
@@ -96,6 +97,7 @@ class Cascade:
         self.tiers: tuple[Tier, ...] = order_by_cost(tier_list) if order == "cost" else tuple(tier_list)
         self.ledger = ledger
         self.store_text = store_text
+        self.router = router
         self.config = PolicyConfig(
             budget_usd=budget_usd, deadline_s=deadline_s, max_retries=max_retries,
             on_permanent=on_permanent, best_effort=best_effort,
@@ -134,9 +136,9 @@ class Cascade:
             request_id=request_id or uuid.uuid4().hex, contract=contract.name, config=config,
             clock=time.monotonic, store_text=self.store_text,
         )  # fmt: skip
-        decision = await self._drive(
-            tuple(tiers) if tiers is not None else self.tiers, request, contract, state
-        )
+        if tiers is None:
+            tiers = await self._route(request, state)
+        decision = await self._drive(tuple(tiers), request, contract, state)
         return _result(state.request_id, decision)
 
     def run(self, prompt: Prompt, contract: Contract, **options: Any) -> CascadeResult:
@@ -212,7 +214,7 @@ class Cascade:
         flow = run_cascade(tiers, request, state, self._rng)
         ctx = CheckContext(
             prompt=request.prompt_text,
-            call_model=lambda tier, req: self._judge_call(tier, req, state),
+            call_model=lambda tier, req: self._side_call(tier, req, state),
             request_id=state.request_id,
             item_id=request.item_id,
         )
@@ -260,15 +262,30 @@ class Cascade:
             # that output is then not accepted, and the reason is recorded as its verdict.
             return CheckResult((Verdict(False, f"{contract.name}:error", 0.0, str(exc)),))
 
-    async def _judge_call(self, tier: Tier, request: Request, state: RunState) -> Completion:
+    async def _route(self, request: Request, state: RunState) -> Sequence[Tier]:
+        if self.router is None:
+            return self.tiers
+        chosen = await self.router.route(
+            request, self.tiers, lambda tier, req: self._side_call(tier, req, state, AttemptKind.ROUTE)
+        )
+        if not chosen:
+            raise ConfigError(f"the router {self.router!r} chose no tier")
+        return chosen
+
+    async def _side_call(
+        self, tier: Tier, request: Request, state: RunState, kind: AttemptKind = AttemptKind.JUDGE
+    ) -> Completion:
+        """A metered call beside the path (judge, router): recorded and charged to the budget."""
         if not state.can_afford(worst_case_cost(tier, request)):
-            raise BudgetExceeded(f"a judge call on {tier.name!r} could exceed the budget", state.attempts)
+            raise BudgetExceeded(
+                f"a {kind.value} call on {tier.name!r} could exceed the budget", state.attempts
+            )
         result = await self._call(tier, request, state.remaining_s())
         completion = result.completion
         usage = completion.usage if completion else None
         attempt = Attempt(
             request_id=state.request_id, seq=0, contract=state.contract, tier=tier.name, model=tier.model,
-            kind=AttemptKind.JUDGE, outcome=Outcome.JUDGED if completion else Outcome.ERROR,
+            kind=kind, outcome=Outcome.JUDGED if completion else Outcome.ERROR,
             input_tokens=usage.input_tokens if usage else 0, output_tokens=usage.output_tokens if usage else 0,
             tokens_estimated=usage.estimated if usage else False,
             cost_usd=tier.call_cost(completion) if completion else 0.0,

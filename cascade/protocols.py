@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -19,6 +19,7 @@ __all__ = [
     "Contract",
     "ModelCaller",
     "Provider",
+    "Router",
     "Validator",
 ]
 
@@ -74,6 +75,18 @@ class Contract(Protocol):
     def prepare(self, request: Request) -> Request: ...
 
     async def check(self, completion: Completion, ctx: CheckContext) -> CheckResult: ...
+
+
+class Router(Protocol):
+    """Picks the tiers for one request before the cascade starts (rules, a classifier model).
+
+    ``call_model`` is metered like a judge: recorded as a ``route`` attempt and charged to
+    the request's budget.
+    """
+
+    async def route(
+        self, request: Request, tiers: Sequence[Tier], call_model: ModelCaller
+    ) -> Sequence[Tier]: ...
 
 
 class AttemptSink(Protocol):

@@ -248,7 +248,7 @@ def _requests(attempts: Iterable[Attempt]) -> list[_Request]:
 
 
 def _request(contract: str, attempts: list[Attempt]) -> _Request:
-    path = [a for a in attempts if a.kind is not AttemptKind.JUDGE]
+    path = [a for a in attempts if not a.kind.is_side_call]
     calls = [a for a in path if a.kind is not AttemptKind.SKIP]
     accepted = next((a.tier for a in calls if a.outcome is Outcome.ACCEPTED), None)
     first_tokens = next((a.input_tokens for a in calls if a.input_tokens > 0), None)
@@ -278,13 +278,11 @@ def _tier_rows(contract: str, requests: Sequence[_Request]) -> list[TierRow]:
     judged: dict[str, list[Attempt]] = {}
     for request in requests:
         for attempt in request.attempts:
-            if attempt.kind is AttemptKind.JUDGE:
+            if attempt.kind.is_side_call:
                 judged.setdefault(attempt.tier, []).append(attempt)
     rows = []
     for name in _ordered_tiers(requests):
-        attempts = [
-            a for r in requests for a in r.attempts if a.tier == name and a.kind is not AttemptKind.JUDGE
-        ]
+        attempts = [a for r in requests for a in r.attempts if a.tier == name and not a.kind.is_side_call]
         rows.append(_tier_row(contract, name, attempts, requests))
     rows.extend(_judge_row(contract, name, attempts) for name, attempts in judged.items())
     return rows
@@ -338,7 +336,7 @@ def _counts(attempts: Sequence[Attempt]) -> dict[str, Any]:
 
 def _contract_row(contract: str, requests: Sequence[_Request]) -> ContractRow:
     attempts = [a for r in requests for a in r.attempts]
-    judges = [a for a in attempts if a.kind is AttemptKind.JUDGE]
+    judges = [a for a in attempts if a.kind.is_side_call]
     counts = _counts(attempts)
     accepted = sum(r.accepted_tier is not None for r in requests)
     first_pass = sum(r.first_pass for r in requests)
@@ -375,7 +373,7 @@ def _counterfactual(
         a
         for r in requests
         for a in r.attempts
-        if a.tier == name and a.kind not in (AttemptKind.JUDGE, AttemptKind.SKIP)
+        if a.tier == name and not a.kind.is_side_call and a.kind is not AttemptKind.SKIP
     ]
     outputs = [a.output_tokens for a in on_tier if a.outcome in _CHECKED]
     mean_out = sum(outputs) / len(outputs) if outputs else None

@@ -161,7 +161,13 @@ class AttemptKind(enum.StrEnum):
     REASK = "reask"
     RETRY = "retry"
     JUDGE = "judge"
+    ROUTE = "route"
     SKIP = "skip"
+
+    @property
+    def is_side_call(self) -> bool:
+        """A metered call beside the cascade's path (a judge, a routing classifier)."""
+        return self in (AttemptKind.JUDGE, AttemptKind.ROUTE)
 
 
 class Outcome(enum.StrEnum):

@@ -132,7 +132,7 @@ def tier_stats(tiers: Sequence[Tier], attempts: Sequence[Attempt]) -> tuple[Tier
         reached = accepted = escalated = 0
         for rows in by_request.values():
             called = [a for a in rows if a.kind is not AttemptKind.SKIP]
-            order = [a.tier for a in called if a.kind is not AttemptKind.JUDGE]
+            order = [a.tier for a in called if not a.kind.is_side_call]
             if tier.name not in order:
                 continue
             reached += 1
