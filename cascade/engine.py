@@ -87,6 +87,7 @@ class Cascade:
         store_text: bool = False,
         seed: int | None = None,
         router: Router | None = None,
+        call_timeout_s: float | None = 120.0,
     ) -> None:
         tier_list = list(tiers)
         if not tier_list:
@@ -100,7 +101,7 @@ class Cascade:
         self.router = router
         self.config = PolicyConfig(
             budget_usd=budget_usd, deadline_s=deadline_s, max_retries=max_retries,
-            on_permanent=on_permanent, best_effort=best_effort,
+            on_permanent=on_permanent, best_effort=best_effort, call_timeout_s=call_timeout_s,
         )  # fmt: skip
         self._provider_overrides = dict(providers or {})
         known = {*registered_providers(), *self._provider_overrides}

@@ -57,6 +57,9 @@ class PolicyConfig:
     backoff_max_s: float = 8.0
     on_permanent: Literal["failover", "raise"] = "failover"
     best_effort: bool = False
+    #: Seconds one provider call may take (the deadline, when tighter, wins): a stuck server
+    #: becomes a retryable timeout instead of a hang.
+    call_timeout_s: float | None = 120.0
 
 
 # -- steps the policy yields, and what it gets back --------------------------------
@@ -223,7 +226,8 @@ def _call_with_retries(
         remaining = state.remaining_s()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded(_deadline_message(state), state.attempts)
-        result = yield CallModel(tier, request, remaining)
+        timeout = min((t for t in (remaining, state.config.call_timeout_s) if t is not None), default=None)
+        result = yield CallModel(tier, request, timeout)
         assert isinstance(result, CallResult)
         if result.error is None:
             return result, kind

@@ -337,3 +337,15 @@ def test_a_cascade_can_serve_as_one_tier_of_another() -> None:
     second = outer.run("Extract: Ada, 36", contract)
     assert second.tier == "big"
     assert outer_ledger.attempts()[1].extra["error_type"] == "PermanentError"
+
+
+def test_a_stuck_provider_times_out_per_call_and_fails_over() -> None:
+    tiers = [Tier("slow", "slow", "m", 0.1, 0.1), _tier("large", 10.0)]
+    providers = {"slow": _SlowProvider(), "scripted": ScriptedProvider({"large": [GOOD]})}
+    engine = Cascade(tiers, providers=providers, call_timeout_s=0.05, max_retries=1, order="given")
+    engine.config = dataclasses.replace(engine.config, backoff_base_s=0.001, backoff_max_s=0.002)
+    result = engine.run("Extract", JsonContract(SCHEMA))
+    assert result.tier == "large"
+    errors = [a for a in result.attempts if a.outcome is Outcome.ERROR]
+    assert [a.kind for a in errors] == [AttemptKind.FIRST, AttemptKind.RETRY]
+    assert all(a.extra["error_type"] == "TimeoutError_" for a in errors)
