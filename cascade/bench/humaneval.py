@@ -225,8 +225,9 @@ def run_bench(
     cascade_row = _with_cascade_extra(cascade_row, items, results, hidden)
     notes = _notes(data, tiers, hidden, mypy, mypy_flags)
     return BenchReport(
-        "humaneval", str(data.folder), QUALITY_LABEL, (*singles, cascade_row), reference, notes
-    )
+        "humaneval", str(data.folder), QUALITY_LABEL, (*singles, cascade_row), reference, notes,
+        columns=(("gate_false_pass_rate", "gate false-pass"),),
+    )  # fmt: skip
 
 
 def _store(data: HumanEvalData, tiers: Sequence[Tier]) -> ReplayStore:

@@ -72,6 +72,8 @@ class BenchReport:
     systems: tuple[SystemResult, ...]
     reference: str
     notes: tuple[str, ...] = ()
+    #: Figures from each system's ``extra`` shown as table columns: (key, header).
+    columns: tuple[tuple[str, str], ...] = ()
 
     def system(self, name: str) -> SystemResult:
         for result in self.systems:
@@ -102,7 +104,11 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 def format_table(report: BenchReport) -> str:
     """A plain-text table: quality, $, cost ratio and escalation per system."""
     width = max(len("system"), *(len(r.name) for r in report.systems))
-    header = f"{'system':<{width}} {'items':>6} {report.quality_label:>9} {'$ total':>10} {'$/item':>10} {'x ref':>7}  escalation by tier"
+    extra_headers = "".join(f" {title:>{len(title)}}" for _, title in report.columns)
+    header = (
+        f"{'system':<{width}} {'items':>6} {report.quality_label:>9} {'$ total':>10} {'$/item':>10} {'x ref':>7}"
+        f"{extra_headers}  escalation by tier"
+    )
     lines = [f"{report.suite} on {report.data}", header, "-" * len(header)]
     for result in report.systems:
         escalation = ", ".join(
@@ -111,13 +117,22 @@ def format_table(report: BenchReport) -> str:
         estimated = "*" if result.estimated_cost_share > 0 else " "
         lines.append(
             f"{result.name:<{width}} {result.items:>6} {result.quality:>9.3f} {result.cost_usd:>9.4f}{estimated} {result.cost_per_item:>10.6f}"
-            f" {report.cost_ratio(result.name):>7.3f}  {escalation}"
+            f" {report.cost_ratio(result.name):>7.3f}{_extra_cells(report, result)}  {escalation}"
         )
     if any(r.estimated_cost_share > 0 for r in report.systems):
         lines.append("* part of this cost comes from estimated token counts (see JSON: estimated_cost_share)")
     lines.append(f"x ref = cost relative to {report.reference}")
     lines.extend(report.notes)
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _extra_cells(report: BenchReport, result: SystemResult) -> str:
+    cells = []
+    for key, title in report.columns:
+        value = result.extra.get(key)
+        text = f"{value:.3f}" if isinstance(value, float) else "—" if value is None else str(value)
+        cells.append(f" {text:>{len(title)}}")
+    return "".join(cells)
 
 
 def to_json(report: BenchReport) -> dict[str, Any]:
