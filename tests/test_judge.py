@@ -222,3 +222,16 @@ def test_judge_usage_from_a_completion_object() -> None:
     assert (judge_row.input_tokens, judge_row.output_tokens) == (1000, 50) and not judge_row.tokens_estimated
     assert judge_row.cost_usd == pytest.approx((1000 * 1.0 + 50 * 2.0) / 1e6)
     assert result.accepted
+
+
+def test_a_verdict_given_as_a_forced_tool_call_is_read_from_its_arguments() -> None:
+    from cascade.types import Completion, ToolCall, Usage
+
+    verdict = Completion(
+        "",
+        Usage(50, 10),
+        "model-judge",
+        tool_calls=(ToolCall("verdict", '{"score": 8, "reason": "Right."}'),),
+    )
+    result, _, _ = _run({"small": ["Paris."], "judge": [verdict]}, _judge())
+    assert result.accepted and result.tier == "small"

@@ -314,17 +314,17 @@ class JudgeContract:
 
     async def _vote(self, call: _Caller, candidate: Candidate) -> tuple[float, str]:
         """One judge call: its score (the scale's minimum if malformed) and a note for feedback."""
-        text = candidate.completion.text
+        text = _answer_text(candidate.completion)
         request = build_judge_request(
             candidate.prompt, text, self.rubric, nonce=new_nonce(candidate.prompt, text),
             fmt=self.verdict_format, scale=self.scale, max_tokens=self.max_tokens,
             temperature=self.temperature, item_id=self.item_id,
         )  # fmt: skip
-        reply = await call(self.tier, request)
+        reply = _verdict_text(await call(self.tier, request))
         try:
-            parsed = _format(self.verdict_format).parse(reply.text, *self.scale)
+            parsed = _format(self.verdict_format).parse(reply, *self.scale)
         except MalformedVerdict as exc:
-            snippet = " ".join(reply.text.split())[:80]
+            snippet = " ".join(reply.split())[:80]
             return float(self.scale[0]), f"{_MALFORMED} ({exc}): {snippet!r}"
         return parsed.score, f"judge scored {parsed.score:g}/{self.scale[1]}: {parsed.reason[:300]}"
 
@@ -347,6 +347,18 @@ class JudgeContract:
     def __repr__(self) -> str:
         rubric = self.rubric if len(self.rubric) <= 40 else self.rubric[:39] + "…"
         return f"JudgeContract({rubric!r}, judge={self.tier.name!r}, threshold={self.threshold:g}, votes={self.votes})"
+
+
+def _verdict_text(reply: Completion) -> str:
+    # Providers that take a schema as a forced tool (Anthropic) put the verdict in the tool call.
+    if not reply.text.strip() and reply.tool_calls:
+        return reply.tool_calls[0].arguments
+    return reply.text
+
+
+def _answer_text(completion: Completion) -> str:
+    calls = "\n".join(f"{c.name}({c.arguments})" for c in completion.tool_calls)
+    return "\n".join(part for part in (completion.text, calls) if part)
 
 
 def verdict_schema(scale: tuple[int, int] = (1, 10)) -> Mapping[str, Any]:
