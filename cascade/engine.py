@@ -146,6 +146,10 @@ class Cascade:
         """Sync facade of :meth:`arun`."""
         return self._loop.run(self.arun(prompt, contract, **options))
 
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run any coroutine that uses this engine on its private loop (for sync wrappers)."""
+        return self._loop.run(coro)
+
     async def amap(
         self,
         prompts: Iterable[tuple[Prompt, Contract] | tuple[Prompt, Contract, str | None]],
