@@ -101,8 +101,7 @@ def run_cascade_bench(
     providers = {t.provider: replay for t in (*tiers, *judge_tiers)}
     engine = Cascade(tiers, providers=providers, ledger=sink, order="given", best_effort=True, seed=0)
     try:
-        jobs = [(item.prompt, item.contract, item.item_id) for item in items]
-        results = asyncio.run(engine.amap(jobs, concurrency=concurrency))
+        results = asyncio.run(_run_all(engine, name, items, concurrency))
     finally:
         engine.close()
     total_quality = 0.0
@@ -120,6 +119,32 @@ def run_cascade_bench(
                "errors": sum(1 for r in results if isinstance(r, CascadeError))},
     )  # fmt: skip
     return row, results
+
+
+async def _run_all(
+    engine: Cascade, name: str, items: Sequence[BenchItem], concurrency: int
+) -> list[CascadeResult | CascadeError]:
+    """Every item through the engine, in input order, with a progress bar on a terminal's stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    limiter = asyncio.Semaphore(max(1, concurrency))
+    results: list[CascadeResult | CascadeError | None] = [None] * len(items)
+
+    async def one(index: int, item: BenchItem) -> None:
+        async with limiter:
+            try:
+                results[index] = await engine.arun(item.prompt, item.contract, item_id=item.item_id)
+            except CascadeError as exc:
+                results[index] = exc
+        progress.advance(task)
+
+    console = Console(stderr=True)
+    columns = (TextColumn(name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(name, total=len(items))
+        await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
+    return [r for r in results if r is not None]
 
 
 def tier_stats(tiers: Sequence[Tier], attempts: Sequence[Attempt]) -> tuple[TierStats, ...]:
