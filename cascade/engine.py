@@ -142,9 +142,26 @@ class Cascade:
         decision = await self._drive(tuple(tiers), request, contract, state)
         return _result(state.request_id, decision)
 
-    def run(self, prompt: Prompt, contract: Contract, **options: Any) -> CascadeResult:
+    def run(
+        self,
+        prompt: Prompt,
+        contract: Contract,
+        *,
+        item_id: str | None = None,
+        tiers: Sequence[Tier] | None = None,
+        budget_usd: float | None = None,
+        deadline_s: float | None = None,
+        best_effort: bool | None = None,
+        max_tokens: int | None = None,
+        request_id: str | None = None,
+    ) -> CascadeResult:
         """Sync facade of :meth:`arun`."""
-        return self._loop.run(self.arun(prompt, contract, **options))
+        return self._loop.run(
+            self.arun(
+                prompt, contract, item_id=item_id, tiers=tiers, budget_usd=budget_usd, deadline_s=deadline_s,
+                best_effort=best_effort, max_tokens=max_tokens, request_id=request_id,
+            )
+        )  # fmt: skip
 
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run any coroutine that uses this engine on its private loop (for sync wrappers)."""

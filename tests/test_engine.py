@@ -234,14 +234,26 @@ def test_store_text_is_opt_in() -> None:
 
 
 def test_sync_and_async_surfaces_match() -> None:
+    """Every public coroutine method ``aX`` has a sync twin ``X`` taking exactly the same parameters."""
     import inspect
 
-    for sync_name, async_name in [("run", "arun"), ("map", "amap")]:
-        sync_params = list(inspect.signature(getattr(Cascade, sync_name)).parameters)
-        async_params = list(inspect.signature(getattr(Cascade, async_name)).parameters)
-        assert sync_params[:3] == async_params[:3]
-    arun = inspect.signature(Cascade.arun).parameters
-    assert {"item_id", "tiers", "budget_usd", "deadline_s", "best_effort"} <= set(arun)
+    from cascade.conversation import Conversation
+
+    pairs = 0
+    for cls in (Cascade, Conversation):
+        for name, member in inspect.getmembers(cls, inspect.iscoroutinefunction):
+            twin = (
+                getattr(cls, name[1:], None) if name.startswith("a") and not name.startswith("__") else None
+            )
+            if twin is None:
+                continue
+            pairs += 1
+            async_params = list(inspect.signature(member).parameters.values())
+            sync_params = list(inspect.signature(twin).parameters.values())
+            assert [(p.name, p.kind, p.default) for p in sync_params] == [
+                (p.name, p.kind, p.default) for p in async_params
+            ], f"{cls.__name__}.{name[1:]} and .{name} differ"
+    assert pairs >= 4  # run/arun, map/amap, close/aclose, ask/aask
 
 
 def test_missing_key_names_the_variable_and_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
