@@ -108,3 +108,13 @@ def test_bfcl_dialect_becomes_json_schema() -> None:
         "items": {"type": "number"},
     }
     assert bfcl_schema({"type": "any", "description": "x"}) == {"description": "x"}
+
+
+def test_one_model_per_calling_mode_still_makes_one_ladder(bfcl_folder: Path, tmp_path: Path) -> None:
+    # Rename the big function-calling model into a plain-text one: no mode has two models now.
+    (bfcl_folder / "result" / "big-FC").rename(bfcl_folder / "result" / "big")
+    (bfcl_folder / "score" / "big-FC").rename(bfcl_folder / "score" / "big")
+    out = tmp_path / "out"
+    assert main(["bench", "bfcl", "--data", str(bfcl_folder), "--out", str(out)]) == 0
+    report = json.loads((out / "bfcl-all.json").read_text())
+    assert [s["name"] for s in report["systems"]][:2] == ["cheap-FC", "big"]

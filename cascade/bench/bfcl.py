@@ -216,7 +216,9 @@ def ladders(data: BfclData, models_arg: str | None) -> dict[str, list[str]]:
         "function-calling": [m for m in data.models if m.endswith("-FC")],
         "text": [m for m in data.models if not m.endswith("-FC")],
     }
-    return {name: models for name, models in groups.items() if len(models) >= 2}
+    ladders = {name: models for name, models in groups.items() if len(models) >= 2}
+    # A folder with one model per calling mode still makes one ladder of everything, by price.
+    return ladders or {"all": list(data.models)}
 
 
 def run_ladder(
