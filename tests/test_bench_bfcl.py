@@ -118,3 +118,11 @@ def test_one_model_per_calling_mode_still_makes_one_ladder(bfcl_folder: Path, tm
     assert main(["bench", "bfcl", "--data", str(bfcl_folder), "--out", str(out)]) == 0
     report = json.loads((out / "bfcl-all.json").read_text())
     assert [s["name"] for s in report["systems"]][:2] == ["cheap-FC", "big"]
+
+
+def test_a_model_without_scores_is_left_out_and_said_so(
+    bfcl_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (bfcl_folder / "result" / "unscored-FC").mkdir()
+    assert main(["bench", "bfcl", "--data", str(bfcl_folder), "--out", str(tmp_path / "o")]) == 0
+    assert "left out (no result or score for every item): unscored-FC" in capsys.readouterr().out

@@ -101,6 +101,8 @@ class BfclData:
     #: model -> item ids the leaderboard marked failed; only models scored on every item.
     failures: Mapping[str, frozenset[str]]
     prices: PriceTable
+    #: Models left out because they lack a result or a score for some item.
+    skipped: tuple[str, ...] = ()
 
     def quality(self, item_id: str, model: str) -> float:
         return 0.0 if item_id in self.failures[model] else 1.0
@@ -126,17 +128,19 @@ def load(root: Path, *, limit: int | None = None, prices: PriceTable | None = No
         raise ConfigError(f"no BFCL items under {str(data_folder)!r}")
     store = ReplayStore()
     failures: dict[str, frozenset[str]] = {}
+    skipped: list[str] = []
     wanted = {i.item_id for i in items}
     for model_dir in sorted(p for p in (root / "result").glob("*") if p.is_dir()):
         recorded = _read_results(model_dir, stems)
         failed = _read_failures(root / "score" / model_dir.name, stems, items)
         if failed is None or not wanted <= recorded.keys():
-            continue  # a model that was not recorded and scored on every item can't be compared
+            skipped.append(model_dir.name)  # not recorded and scored on every item: can't be compared
+            continue
         store.extend(model_dir.name, ((i, recorded[i]) for i in wanted))
         failures[model_dir.name] = failed
     if len(failures) < 2:
         raise ConfigError(f"{str(root)!r} needs results and scores for at least two models")
-    return BfclData(root, tuple(items), store, failures, prices or price_table(root))
+    return BfclData(root, tuple(items), store, failures, prices or price_table(root), tuple(skipped))
 
 
 def _read_items(path: Path, category: str, limit: int | None) -> Iterator[_Item]:
@@ -245,6 +249,8 @@ def run_ladder(
         "cascade tiers, cheapest first: " + " > ".join(t.name for t in ordered),
         f"reference = best single model by quality ({best.name})",
     )
+    if data.skipped:
+        notes += (f"left out (no result or score for every item): {', '.join(data.skipped)}",)
     return BenchReport(f"bfcl-{ladder}", str(data.root), "accuracy", tuple(systems), best.name, notes)
 
 
