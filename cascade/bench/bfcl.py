@@ -244,7 +244,7 @@ def run_ladder(
         )
         systems.append(two)
     best = max(singles, key=lambda s: (s.quality, -s.cost_usd))
-    notes = (
+    notes: tuple[str, ...] = (
         f"ladder: {ladder}; {len(items)} items; quality = share the leaderboard's AST checker passed",
         "cascade tiers, cheapest first: " + " > ".join(t.name for t in ordered),
         f"reference = best single model by quality ({best.name})",
