@@ -175,7 +175,12 @@ def run_cascade(
             reasons.append(f"{tier.name}: skipped ({skip})")
             yield Record(state.add(_skip_attempt(state, tier, skip)))
             continue
-        outcome = yield from _run_tier(tier, tier_request, state, rng, best, reasons)
+        try:
+            outcome = yield from _run_tier(tier, tier_request, state, rng, best, reasons)
+        except DeadlineExceeded:
+            if state.config.best_effort and best.check is not None:
+                return _decision(False, best.tier, best.completion, best.check, state)
+            raise
         if isinstance(outcome, Decision):
             return outcome
         summary = outcome

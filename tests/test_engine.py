@@ -361,3 +361,13 @@ def test_a_stuck_provider_times_out_per_call_and_fails_over() -> None:
     errors = [a for a in result.attempts if a.outcome is Outcome.ERROR]
     assert [a.kind for a in errors] == [AttemptKind.FIRST, AttemptKind.RETRY]
     assert all(a.extra["error_type"] == "TimeoutError_" for a in errors)
+
+
+def test_best_effort_keeps_what_it_has_when_the_deadline_passes() -> None:
+    tiers = [_tier("small", 0.1), Tier("slow", "slow", "m", 5.0, 5.0)]
+    providers = {"scripted": ScriptedProvider({"small": [BAD]}), "slow": _SlowProvider()}
+    engine = Cascade(
+        tiers, providers=providers, order="given", deadline_s=0.3, best_effort=True, max_retries=5
+    )
+    result = engine.run("Extract", JsonContract(SCHEMA))
+    assert not result.accepted and result.tier == "small" and result.text == BAD
