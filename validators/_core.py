@@ -7,13 +7,17 @@ run cheaper validators first and ``all_of`` stops at the first failure.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cascade.protocols import Validator
 from cascade.types import Candidate, Verdict
 
-__all__ = ["all_of", "any_of", "cost_of", "predicate", "run_all"]
+__all__ = ["all_of", "any_of", "cost_of", "predicate", "process_wide", "run_all"]
+
+T = TypeVar("T")
 
 #: Cost hints; lower runs first.
 CHEAP = 1
@@ -119,3 +123,18 @@ class _Predicate:
 def predicate(func: Callable[[Candidate], bool], label: str, message: str, cost: int = CHEAP) -> Validator:
     """Wrap a boolean function of the candidate; ``message`` is the feedback on failure."""
     return _Predicate(func, label, message, cost)
+
+
+def process_wide(factory: Callable[[], T]) -> Callable[[], T]:
+    """A getter that builds ``factory()`` once, on first use, under a lock (warm pools contracts share)."""
+    lock = threading.Lock()
+    built: list[T] = []
+
+    def get() -> T:
+        with lock:
+            if not built:
+                built.append(factory())
+            return built[0]
+
+    get.__doc__ = f"The process-wide {getattr(factory, '__name__', 'instance')} that contracts share unless given their own."
+    return get

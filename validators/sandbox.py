@@ -40,6 +40,7 @@ from typing import Any
 
 from cascade.errors import ConfigError
 from validators import _wire
+from validators._core import process_wide
 
 __all__ = [
     "Isolation",
@@ -426,14 +427,4 @@ def _shutdown(process: subprocess.Popen[bytes], sock: socket.socket, home: str) 
         os.rmdir(home)
 
 
-_default: Sandbox | None = None
-_default_lock = threading.Lock()
-
-
-def default_sandbox() -> Sandbox:
-    """The process-wide sandbox that contracts share unless given their own."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Sandbox()
-        return _default
+default_sandbox = process_wide(Sandbox)

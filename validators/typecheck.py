@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cascade.errors import ConfigError
+from validators._core import process_wide
 
 __all__ = ["DEFAULT_FLAGS", "TypeChecker", "TypeError_", "TypeReport", "default_typechecker"]
 
@@ -216,14 +217,4 @@ def _stop(process: subprocess.Popen[str], home: str) -> None:
     shutil.rmtree(home, ignore_errors=True)
 
 
-_default: TypeChecker | None = None
-_default_lock = threading.Lock()
-
-
-def default_typechecker() -> TypeChecker:
-    """The process-wide type checker that contracts share unless given their own."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = TypeChecker()
-        return _default
+default_typechecker = process_wide(TypeChecker)
