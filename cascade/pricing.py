@@ -1,6 +1,6 @@
 """Price tables: US$ per 1M input and output tokens, and context windows.
 
-The built-in table ships in ``cascade/data/prices.json``.  A file of the same
+The built-in table ships in ``cascade/data/model_prices.json``.  A file of the same
 shape (``{"model": {"input": .., "output": .., "context_window": ..}}``, keys
 starting with ``_`` ignored) overrides or extends it; ``CASCADE_PRICE_FILE``
 names one for every engine in the process.
@@ -39,7 +39,7 @@ class PriceTable(Mapping[str, ModelPrice]):
 
     @classmethod
     def builtin(cls) -> PriceTable:
-        text = resources.files("cascade").joinpath("data/prices.json").read_text(encoding="utf-8")
+        text = resources.files("cascade").joinpath("data/model_prices.json").read_text(encoding="utf-8")
         table = cls(_parse(json.loads(text), "built-in price table"))
         env_file = os.environ.get("CASCADE_PRICE_FILE")
         return table.merged(cls.from_file(env_file)) if env_file else table

@@ -40,6 +40,7 @@ from typing import Any
 
 from cascade.errors import ConfigError
 from validators import _wire
+from validators._boot import boot_source
 from validators._core import process_wide
 
 __all__ = [
@@ -57,17 +58,7 @@ __all__ = [
 _HEADER = struct.Struct(">I")
 _F_SETPIPE_SZ = 1031
 _ANSWER_GRACE_S = 4.0
-_BOOT = """
-import sys, types
-root = sys.argv[1]
-if sys.path and sys.path[0] in ("", root):
-    del sys.path[0]
-package = types.ModuleType("validators")
-package.__path__ = [root]
-sys.modules["validators"] = package
-from validators._forkserver import main
-main(int(sys.argv[2]))
-"""
+_BOOT = boot_source("_forkserver", "int(sys.argv[2])")
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cascade.errors import ConfigError
+from validators._boot import boot_source
 from validators._core import process_wide
 
 __all__ = ["DEFAULT_FLAGS", "TypeChecker", "TypeError_", "TypeReport", "default_typechecker"]
@@ -47,17 +48,7 @@ _WARMUP = "\n".join(
                             "copy", "json", "datetime", "dataclasses", "enum", "typing")
 )  # fmt: skip
 _LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<sev>error|note): (?P<msg>.*)$")
-_BOOT = """
-import sys, types
-root = sys.argv[1]
-if sys.path and sys.path[0] in ("", root):
-    del sys.path[0]
-package = types.ModuleType("validators")
-package.__path__ = [root]
-sys.modules["validators"] = package
-from validators._mypy_worker import main
-main(sys.argv[2])
-"""
+_BOOT = boot_source("_mypy_worker")
 
 
 @dataclass(frozen=True, slots=True)

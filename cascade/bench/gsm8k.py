@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cascade.bench.common import emit, open_ledger, price_table, tiers_for
-from cascade.bench.replay import BenchItem, replay_tiers, run_cascade_bench, single_tier_result
+from cascade.bench.replay import BenchItem, run_cascade_bench, single_tier_result
 from cascade.bench.report import BenchReport, SystemResult
 from cascade.errors import ConfigError
 from cascade.protocols import AttemptSink, Validator
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--models needs two or more of {list(data.models)}; got {models}")
     ledger = open_ledger(args.ledger)
     try:
-        tiers = replay_tiers(tiers_for(models, prices))
+        tiers = tiers_for(models, prices)
         report = run_bench(data, tiers, integer=args.integer_answers, ledger=ledger)
     finally:
         if ledger is not None:

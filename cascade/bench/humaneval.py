@@ -19,12 +19,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cascade.bench.replay import BenchItem, replay_tiers, run_cascade_bench, single_tier_result
+from cascade.bench.common import open_ledger, price_table, tiers_for
+from cascade.bench.replay import BenchItem, run_cascade_bench, single_tier_result
 from cascade.bench.report import BenchReport, SystemResult, format_table, write_outputs
 from cascade.engine import CascadeResult
 from cascade.errors import CascadeError, ConfigError
 from cascade.jsonl import read_jsonl
-from cascade.pricing import ModelPrice, PriceTable
 from cascade.providers.replay import Recording, ReplayStore
 from cascade.settings import data_dir
 from cascade.tiers import Tier
@@ -76,11 +76,15 @@ def run(args: argparse.Namespace) -> int:
     folder = args.data if args.data is not None else data_dir() / DATASET
     data = load_folder(Path(folder), limit=args.limit)
     tiers = build_tiers(data, args.tiers.split(",") if args.tiers else None, args.prices)
-    ledger = _open_ledger(args.ledger)
-    report = run_bench(
-        data, tiers, reference=args.reference, mypy=not args.no_mypy, mypy_flags=args.mypy_flag,
-        timeout_s=args.timeout, ledger=ledger,
-    )  # fmt: skip
+    ledger = open_ledger(args.ledger)
+    try:
+        report = run_bench(
+            data, tiers, reference=args.reference, mypy=not args.no_mypy, mypy_flags=args.mypy_flag,
+            timeout_s=args.timeout, ledger=ledger,
+        )  # fmt: skip
+    finally:
+        if ledger is not None:
+            ledger.close()
     print(format_table(report))
     cascade_row = report.system("cascade")
     ratio = report.cost_ratio("cascade")
@@ -146,39 +150,12 @@ def _given(raw: Any, task_id: str) -> tuple[str, ...]:
 
 def build_tiers(data: HumanEvalData, models: Sequence[str] | None, price_file: Path | None) -> list[Tier]:
     """Replay tiers for ``models`` (default: all, cheapest first), priced from the dataset's price file."""
-    table = _price_table(data.folder, price_file)
     chosen = list(models) if models else list(data.rows)
     unknown = [m for m in chosen if m not in data.rows]
     if unknown:
         raise ConfigError(f"no recordings for {', '.join(unknown)}; models here: {', '.join(data.rows)}")
-    tiers = [_tier(model, table.lookup(model)) for model in chosen]
+    tiers = tiers_for(chosen, price_table(data.folder, price_file))
     return tiers if models else sorted(tiers, key=lambda t: t.expected_cost())
-
-
-def _price_table(folder: Path, price_file: Path | None) -> PriceTable:
-    table = PriceTable.builtin()
-    candidates = (
-        [price_file] if price_file is not None else [folder / "prices.json", folder.parent / "prices.json"]
-    )
-    for path in candidates:
-        if path is not None and (path.exists() or price_file is not None):
-            return table.merged(PriceTable.from_file(path))
-    return table
-
-
-def _tier(model: str, price: ModelPrice) -> Tier:
-    return Tier(
-        name=model, provider="replay", model=model, input_per_mtok=price.input_per_mtok,
-        output_per_mtok=price.output_per_mtok, context_window=price.context_window or 128_000,
-    )  # fmt: skip
-
-
-def _open_ledger(path: Path | None) -> Any:
-    if path is None:
-        return None
-    from cascade.ledger import SQLiteLedger
-
-    return SQLiteLedger(path)
 
 
 # -- the bench -------------------------------------------------------------------------
@@ -217,9 +194,7 @@ def run_bench(
             singles = [
                 _with_gate(single_tier_result(t, items, store, quality), t, data, gate, hidden) for t in tiers
             ]
-            cascade_row, results = run_cascade_bench(
-                "cascade", replay_tiers(tiers), items, store, quality, ledger=ledger
-            )
+            cascade_row, results = run_cascade_bench("cascade", tiers, items, store, quality, ledger=ledger)
         finally:
             checker.close()
     cascade_row = _with_cascade_extra(cascade_row, items, results, hidden)

@@ -17,7 +17,7 @@ recorded answer's quality.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from cascade.bench.report import SystemResult, TierStats
@@ -32,8 +32,6 @@ __all__ = [
     "AttemptList",
     "BenchItem",
     "Quality",
-    "index_by_model",
-    "replay_tiers",
     "run_cascade_bench",
     "single_tier_result",
     "tier_stats",
@@ -99,7 +97,9 @@ def run_cascade_bench(
     sink = AttemptList(forward=ledger)
     replay = ReplayProvider(store)
     providers = {t.provider: replay for t in (*tiers, *judge_tiers)}
-    engine = Cascade(tiers, providers=providers, ledger=sink, order="given", best_effort=True, seed=0)
+    # A recording can't change, so re-asking a replayed tier would only repeat its answer.
+    fixed = [replace(t, reasks=0) for t in tiers]
+    engine = Cascade(fixed, providers=providers, ledger=sink, order="given", best_effort=True, seed=0)
     try:
         results = asyncio.run(_run_all(engine, name, items, concurrency))
     finally:
@@ -168,15 +168,6 @@ def tier_stats(tiers: Sequence[Tier], attempts: Sequence[Attempt]) -> tuple[Tier
         cost = sum(a.cost_usd for a in attempts if a.tier == tier.name)
         stats.append(TierStats(tier.name, reached, accepted, escalated, cost))
     return tuple(stats)
-
-
-def replay_tiers(tiers: Sequence[Tier]) -> list[Tier]:
-    """The same tiers, served by the replay provider with no re-asks (a recording can't change)."""
-    return [replace(t, provider="replay", reasks=0) for t in tiers]
-
-
-def index_by_model(tiers: Iterable[Tier]) -> Mapping[str, Tier]:
-    return {t.model: t for t in tiers}
 
 
 def _request(item: BenchItem) -> Request:
